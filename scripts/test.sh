@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Run every check: type check, lint, unit and integration tests (real FFmpeg, redis-server,
+# S3-compatible server, headless Chromium). Installs what is missing first.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ensure_apt ffmpeg:ffmpeg redis-server:redis-server chromium:/usr/bin/chromium
+ensure_node
+ensure_deps
+cd "$ROOT"
+log "type check"
+npx tsc --noEmit -p tsconfig.json
+log "lint"
+npx eslint --max-warnings=0 src test scripts
+log "tests"
+npx vitest run "$@"
