@@ -1,0 +1,67 @@
+/**
+ * The contract between an ingest adapter (RTMP, WHIP, …) and the live session layer.
+ * Ingest adapters import only this file from `live/`.
+ */
+
+export type IngestProtocol = 'rtmp' | 'rtmps' | 'whip' | 'srt';
+
+export type IngestRefusalCode =
+  | 'STREAM_KEY_UNKNOWN'
+  | 'LIVE_INPUT_DISABLED'
+  | 'LIVE_INPUT_BUSY'
+  | 'NODE_AT_CAPACITY'
+  | 'SHUTTING_DOWN';
+
+/** Thrown by `openPublish` when a publish must be refused. `message` never contains the key. */
+export class IngestRefusal extends Error {
+  readonly code: IngestRefusalCode;
+  readonly liveInputUid: string | undefined;
+  constructor(code: IngestRefusalCode, message: string, liveInputUid?: string) {
+    super(message);
+    this.name = 'IngestRefusal';
+    this.code = code;
+    this.liveInputUid = liveInputUid;
+  }
+}
+
+/** One FLV tag as received from the publisher (RTMP message ≈ FLV tag). */
+export interface FlvTag {
+  /** 8 audio, 9 video, 18 script data. */
+  type: 8 | 9 | 18;
+  /** Decode timestamp in ms (32-bit, as on the wire). */
+  timestamp: number;
+  /** The tag body (what follows the 11-byte FLV tag header). Owned by the receiver: not reused. */
+  data: Buffer;
+  /** A video tag holding a keyframe (not a sequence header). */
+  keyframe: boolean;
+  /** An AVC/HEVC decoder configuration or AAC AudioSpecificConfig tag. */
+  sequenceHeader: boolean;
+}
+
+export type PublishEndReason = 'client_disconnect' | 'protocol_error' | 'timeout';
+export type TerminateReason = 'input_disabled' | 'input_deleted' | 'shutdown' | 'transcoder_failed' | 'over_limit';
+
+/** One accepted publish. Created by `openPublish`, ended by `end` or by the session terminating it. */
+export interface PublishSession {
+  readonly liveInputUid: string;
+  /** Media in. Synchronous, never throws; the session queues or drops, it never blocks ingest. */
+  pushFlvTag(tag: FlvTag): void;
+  /** The publisher went away. Idempotent. */
+  end(reason: PublishEndReason): void;
+  /** The session wants the publisher gone (the adapter closes the connection). Called at most once. */
+  onTerminate(listener: (reason: TerminateReason) => void): void;
+}
+
+export interface PublishRequest {
+  protocol: IngestProtocol;
+  /** The secret presented by the publisher (RTMP stream name, WHIP bearer). Never logged. */
+  streamKey: string;
+  /** Peer address, for logs and rate limits. */
+  remoteAddress: string;
+}
+
+/** Implemented by `live/`: authenticates a publisher and opens its session. */
+export interface IngestHandler {
+  /** Resolves with the session, or rejects with `IngestRefusal`. */
+  openPublish(request: PublishRequest): Promise<PublishSession>;
+}
