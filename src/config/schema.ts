@@ -1,0 +1,104 @@
+import Type, { type Static } from 'typebox';
+
+// One schema for every setting. Defaults live here and nowhere else; config/default.yaml
+// documents them (a unit test keeps the two equal). Every leaf is also settable from the
+// environment as TRIBUTARY_<PATH_IN_SNAKE_CASE>, e.g. http.port → TRIBUTARY_HTTP_PORT.
+
+const closed = { additionalProperties: false, default: {} } as const;
+
+const LadderRung = Type.Object(
+  {
+    name: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,31}$' }),
+    height: Type.Integer({ minimum: 144, maximum: 4320 }),
+    videoBitrateKbps: Type.Integer({ minimum: 100, maximum: 100_000 }),
+    audioBitrateKbps: Type.Integer({ minimum: 32, maximum: 512 }),
+  },
+  { additionalProperties: false },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    host: Type.String({ default: '0.0.0.0', minLength: 1, description: 'Bind address of every listener.' }),
+    publicUrl: Type.String({
+      default: '',
+      description: 'Base URL viewers and publishers use (http://host:port). Empty: derived from host and port.',
+    }),
+    dataDir: Type.String({ default: './data', minLength: 1, description: 'Media, spool and embedded Redis data.' }),
+    logLevel: Type.Union(
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+      { default: 'info' },
+    ),
+    apiKey: Type.String({
+      default: '',
+      description: 'When set, the API key accepted (instead of one generated at first start).',
+    }),
+    http: Type.Object(
+      {
+        port: Type.Integer({ default: 8080, minimum: 0, maximum: 65535 }),
+        bodyLimitBytes: Type.Integer({ default: 65_536, minimum: 1024, maximum: 16 * 1024 * 1024 }),
+        shutdownGraceMs: Type.Integer({ default: 5000, minimum: 0, maximum: 120_000 }),
+      },
+      closed,
+    ),
+    rtmp: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true }),
+        port: Type.Integer({ default: 1935, minimum: 0, maximum: 65535 }),
+        app: Type.String({ default: 'live', pattern: '^[A-Za-z0-9_-]{1,64}$' }),
+        authFailureDelayMs: Type.Integer({ default: 1000, minimum: 0, maximum: 30_000 }),
+        handshakeTimeoutMs: Type.Integer({ default: 10_000, minimum: 100, maximum: 120_000 }),
+        idleTimeoutMs: Type.Integer({ default: 30_000, minimum: 1000, maximum: 600_000 }),
+        maxConnections: Type.Integer({ default: 1000, minimum: 1, maximum: 100_000 }),
+      },
+      closed,
+    ),
+    redis: Type.Object(
+      {
+        url: Type.String({ default: '', description: 'External Redis. Empty: start an embedded redis-server.' }),
+        keyPrefix: Type.String({ default: 'trib:', pattern: '^[A-Za-z0-9:_-]{0,32}$' }),
+        serverPath: Type.String({ default: 'redis-server', minLength: 1 }),
+      },
+      closed,
+    ),
+    ffmpeg: Type.Object(
+      {
+        path: Type.String({ default: 'ffmpeg', minLength: 1 }),
+        startTimeoutMs: Type.Integer({ default: 15_000, minimum: 1000, maximum: 120_000 }),
+        maxRestarts: Type.Integer({ default: 5, minimum: 0, maximum: 100 }),
+      },
+      closed,
+    ),
+    transcode: Type.Object(
+      {
+        includeSource: Type.Boolean({ default: true, description: 'Offer the source as a copy rendition.' }),
+        maxRenditions: Type.Integer({ default: 4, minimum: 1, maximum: 8 }),
+        gopSeconds: Type.Number({ default: 1, minimum: 0.5, maximum: 10 }),
+        x264Preset: Type.Union(
+          ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium'].map((p) => Type.Literal(p)),
+          { default: 'veryfast' },
+        ),
+        ladder: Type.Array(LadderRung, {
+          maxItems: 8,
+          default: [
+            { name: '1080p', height: 1080, videoBitrateKbps: 4500, audioBitrateKbps: 128 },
+            { name: '720p', height: 720, videoBitrateKbps: 2500, audioBitrateKbps: 128 },
+            { name: '480p', height: 480, videoBitrateKbps: 1200, audioBitrateKbps: 96 },
+            { name: '360p', height: 360, videoBitrateKbps: 700, audioBitrateKbps: 96 },
+          ],
+        }),
+      },
+      closed,
+    ),
+    hls: Type.Object(
+      {
+        segmentTargetSeconds: Type.Number({ default: 2, minimum: 0.5, maximum: 12 }),
+        partTargetSeconds: Type.Number({ default: 0.25, minimum: 0.1, maximum: 2 }),
+        windowSegments: Type.Integer({ default: 12, minimum: 3, maximum: 300 }),
+      },
+      closed,
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type Config = Static<typeof ConfigSchema>;

@@ -1,0 +1,102 @@
+import { describe, it, expect } from 'vitest';
+import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import Value from 'typebox/value';
+import { loadConfig, ConfigError, envName, configLeaves, REPO_ROOT } from '../../../src/config/load-config.ts';
+import { ConfigSchema } from '../../../src/config/schema.ts';
+
+function tmpYaml(text: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'trib-config-'));
+  const file = path.join(dir, 'c.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+describe('loadConfig', () => {
+  it('config/default.yaml documents exactly the schema defaults', () => {
+    const doc = parseYaml(readFileSync(path.join(REPO_ROOT, 'config/default.yaml'), 'utf8'));
+    expect(doc).toEqual(Value.Default(ConfigSchema, {}));
+  });
+
+  it('gives defaults with no file and no env', () => {
+    const c = loadConfig({ env: {}, files: [], cwd: '/srv' });
+    expect(c.http.port).toBe(8080);
+    expect(c.rtmp.port).toBe(1935);
+    expect(c.dataDir).toBe('/srv/data');
+    expect(c.transcode.ladder.map((r) => r.name)).toEqual(['1080p', '720p', '480p', '360p']);
+  });
+
+  it('maps the documented environment names', () => {
+    const c = loadConfig({
+      files: [],
+      env: {
+        TRIBUTARY_HOST: '127.0.0.1',
+        TRIBUTARY_HTTP_PORT: '9000',
+        TRIBUTARY_RTMP_PORT: '1940',
+        TRIBUTARY_PUBLIC_URL: 'https://live.example.com/',
+        TRIBUTARY_DATA_DIR: '/var/lib/trib',
+        TRIBUTARY_REDIS_URL: 'redis://10.0.0.1:6379',
+        TRIBUTARY_API_KEY: 'k',
+        TRIBUTARY_LOG_LEVEL: 'debug',
+        TRIBUTARY_HLS_SEGMENT_TARGET_SECONDS: '4',
+        TRIBUTARY_RTMP_ENABLED: 'false',
+        PATH: '/bin',
+      },
+    });
+    expect(c).toMatchObject({
+      host: '127.0.0.1',
+      http: { port: 9000 },
+      rtmp: { port: 1940, enabled: false },
+      publicUrl: 'https://live.example.com',
+      dataDir: '/var/lib/trib',
+      redis: { url: 'redis://10.0.0.1:6379' },
+      apiKey: 'k',
+      logLevel: 'debug',
+      hls: { segmentTargetSeconds: 4 },
+    });
+  });
+
+  it('every leaf has a distinct env name', () => {
+    const names = configLeaves().map((l) => envName(l.path));
+    expect(new Set(names).size).toBe(names.length);
+    expect(names).toContain('TRIBUTARY_HTTP_PORT');
+  });
+
+  it('env overrides the file, the file overrides defaults', () => {
+    const file = tmpYaml('http:\n  port: 7000\nrtmp:\n  port: 7001\n');
+    const c = loadConfig({ files: [file], env: { TRIBUTARY_HTTP_PORT: '7002' } });
+    expect(c.http.port).toBe(7002);
+    expect(c.rtmp.port).toBe(7001);
+  });
+
+  const bad: Array<[string, { env?: Record<string, string>; yaml?: string }, RegExp]> = [
+    ['unknown file key', { yaml: 'htp:\n  port: 1\n' }, /unknown key "htp"/],
+    ['unknown nested key', { yaml: 'http:\n  prot: 1\n' }, /unknown key "http.prot"/],
+    ['unknown env variable', { env: { TRIBUTARY_HTTP_PROT: '1' } }, /TRIBUTARY_HTTP_PROT/],
+    ['non-numeric port', { env: { TRIBUTARY_HTTP_PORT: 'eighty' } }, /TRIBUTARY_HTTP_PORT: expected a number/],
+    ['port out of range', { env: { TRIBUTARY_HTTP_PORT: '70000' } }, /http\.port: must be <= 65535/],
+    ['bad log level', { env: { TRIBUTARY_LOG_LEVEL: 'loud' } }, /logLevel: not one of the allowed values/],
+    ['bad boolean', { env: { TRIBUTARY_RTMP_ENABLED: 'maybe' } }, /expected true or false/],
+    ['bad url', { env: { TRIBUTARY_PUBLIC_URL: 'not a url' } }, /publicUrl/],
+    ['ftp url', { env: { TRIBUTARY_PUBLIC_URL: 'ftp://x' } }, /publicUrl: must be http/],
+    ['same ports', { env: { TRIBUTARY_HTTP_PORT: '1935' } }, /must differ/],
+    ['part too long', { yaml: 'hls:\n  partTargetSeconds: 1.5\n  segmentTargetSeconds: 2\n' }, /partTargetSeconds/],
+    ['not a mapping', { yaml: '- 1\n- 2\n' }, /mapping/],
+    ['invalid yaml', { yaml: 'http: [\n' }, /not valid YAML/],
+    ['duplicate rung', { yaml: 'transcode:\n  ladder:\n    - {name: a, height: 360, videoBitrateKbps: 500, audioBitrateKbps: 64}\n    - {name: a, height: 240, videoBitrateKbps: 300, audioBitrateKbps: 64}\n' }, /unique/],
+    ['ladder json env', { env: { TRIBUTARY_TRANSCODE_LADDER: '[{' } }, /JSON array/],
+  ];
+  it.each(bad)('refuses %s with a message naming the key', (_name, input, message) => {
+    const files = input.yaml ? [tmpYaml(input.yaml)] : [];
+    let error: unknown;
+    try {
+      loadConfig({ files, env: input.env ?? {} });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toMatch(message);
+  });
+});
