@@ -1,0 +1,196 @@
+import { mkdir } from 'node:fs/promises';
+import fastify, { type FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Config } from './config/schema.ts';
+import { publicBaseUrl } from './config/load-config.ts';
+import type { Logger } from './observability/logger.ts';
+import { EmbeddedRedis } from './state/embedded-redis.ts';
+import { createRedis } from './state/redis-client.ts';
+import { LiveInputRepository } from './state/live-input-repo.ts';
+import { ApiKeyStore } from './state/api-key-store.ts';
+import { RtmpServer } from './ingest/rtmp/rtmp-server.ts';
+import { SessionRegistry, type LiveInputDirectory } from './live/session-registry.ts';
+import { originPlugin } from './origin/origin-plugin.ts';
+import { apiPlugin } from './api/api-plugin.ts';
+import { registerErrorHandling } from './api/errors.ts';
+import { registerOpenApi } from './api/openapi.ts';
+
+export interface AppOptions {
+  config: Config;
+  logger: Logger;
+}
+
+export interface StartedApp {
+  httpUrl: string;
+  httpPort: number;
+  rtmpPort: number | undefined;
+  /** Set only on the first start without a configured key: print it once. */
+  generatedApiKey: string | undefined;
+}
+
+/**
+ * The composition root: builds every part, starts them in dependency order, and closes them in
+ * reverse. One process holds every role by default.
+ */
+export class App {
+  readonly config: Config;
+  readonly log: Logger;
+  #embeddedRedis: EmbeddedRedis | undefined;
+  #redis: Redis | undefined;
+  #http: FastifyInstance | undefined;
+  #rtmp: RtmpServer | undefined;
+  #sessions: SessionRegistry | undefined;
+  #ready = false;
+  #closing: Promise<void> | undefined;
+
+  constructor(opts: AppOptions) {
+    this.config = opts.config;
+    this.log = opts.logger;
+  }
+
+  get sessions(): SessionRegistry | undefined {
+    return this.#sessions;
+  }
+
+  async start(): Promise<StartedApp> {
+    try {
+      return await this.#start();
+    } catch (error) {
+      await this.close('start failed');
+      throw error;
+    }
+  }
+
+  async #start(): Promise<StartedApp> {
+    const { config, log } = this;
+    await mkdir(config.dataDir, { recursive: true });
+
+    // State: an external Redis when configured, else our own redis-server child.
+    if (config.redis.url) {
+      this.#redis = createRedis({ url: config.redis.url }, log);
+    } else {
+      this.#embeddedRedis = new EmbeddedRedis({
+        dataDir: config.dataDir,
+        redisServerPath: config.redis.serverPath,
+        logger: log,
+      });
+      const target = await this.#embeddedRedis.start();
+      this.#redis = createRedis(target, log);
+    }
+    await this.#redis.ping();
+    const liveInputs = new LiveInputRepository({ redis: this.#redis, keyPrefix: config.redis.keyPrefix });
+    const apiKeys = new ApiKeyStore({ redis: this.#redis, keyPrefix: config.redis.keyPrefix });
+    const initial = await apiKeys.ensureInitialKey(config.apiKey || undefined);
+
+    const directory: LiveInputDirectory = {
+      findByStreamKey: async (key) => {
+        const input = await liveInputs.getByStreamKey(key);
+        return input ? { uid: input.uid, enabled: input.enabled } : undefined;
+      },
+      setConnectionState: async (uid, state) => {
+        await liveInputs.setStatus(uid, state);
+      },
+    };
+    this.#sessions = new SessionRegistry({
+      directory,
+      logger: log,
+      settings: {
+        ffmpegPath: config.ffmpeg.path,
+        ffmpegStartTimeoutMs: config.ffmpeg.startTimeoutMs,
+        maxRestarts: config.ffmpeg.maxRestarts,
+        ladder: config.transcode.ladder,
+        includeSource: config.transcode.includeSource,
+        maxRenditions: config.transcode.maxRenditions,
+        gopSeconds: config.transcode.gopSeconds,
+        x264Preset: config.transcode.x264Preset,
+        segmentTargetSeconds: config.hls.segmentTargetSeconds,
+        partTargetSeconds: config.hls.partTargetSeconds,
+        windowSegments: config.hls.windowSegments,
+      },
+    });
+
+    // HTTP: API, origin, operations.
+    const http = fastify({
+      loggerInstance: log.child({ component: 'http' }),
+      bodyLimit: config.http.bodyLimitBytes,
+      disableRequestLogging: true,
+      return503OnClosing: true,
+      forceCloseConnections: true,
+    });
+    this.#http = http;
+    registerErrorHandling(http);
+    await registerOpenApi(http);
+    http.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+    http.get('/readyz', { schema: { hide: true } }, async (_req, reply) =>
+      this.#ready ? { status: 'ready' } : reply.code(503).send({ status: 'starting' }),
+    );
+
+    // Listen first so the public URLs the API hands out carry the real port.
+    await http.listen({ host: config.host, port: config.http.port });
+    const httpPort = (http.server.address() as { port: number }).port;
+    const base = publicBaseUrl(config, httpPort);
+    const publicHost = new URL(base).hostname;
+
+    let rtmpPort: number | undefined;
+    if (config.rtmp.enabled) {
+      this.#rtmp = new RtmpServer({
+        host: config.host,
+        port: config.rtmp.port,
+        handler: this.#sessions,
+        logger: log.child({ component: 'rtmp' }),
+        app: config.rtmp.app,
+        authFailureDelayMs: config.rtmp.authFailureDelayMs,
+        handshakeTimeoutMs: config.rtmp.handshakeTimeoutMs,
+        idleTimeoutMs: config.rtmp.idleTimeoutMs,
+        maxConnections: config.rtmp.maxConnections,
+      });
+      await this.#rtmp.start();
+      rtmpPort = this.#rtmp.port;
+    }
+    const sessions = this.#sessions;
+    await http.register(apiPlugin, {
+      prefix: '/v1',
+      liveInputs,
+      apiKeys,
+      publicUrls: {
+        rtmp: `rtmp://${publicHost}:${rtmpPort ?? config.rtmp.port}/${config.rtmp.app}`,
+        webRTC: `${base}/whip`,
+        playbackBase: base,
+      },
+      liveStatus: (uid: string) => sessions.status(uid),
+    });
+    await http.register(originPlugin, { live: sessions });
+    await http.ready();
+
+    this.#ready = true;
+    log.info({ http: base, rtmpPort }, 'tributary ready');
+    return {
+      httpUrl: base,
+      httpPort,
+      rtmpPort,
+      generatedApiKey: initial.created ? initial.key : undefined,
+    };
+  }
+
+  /** Stops accepting, ends sessions, stops FFmpeg and Redis children. Idempotent. */
+  close(reason = 'shutdown'): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#ready = false;
+      this.log.info({ reason }, 'shutting down');
+      const step = async (name: string, fn: () => Promise<unknown> | undefined) => {
+        try {
+          await fn();
+        } catch (error) {
+          this.log.warn({ err: error, step: name }, 'shutdown step failed');
+        }
+      };
+      await step('rtmp', () => this.#rtmp?.close());
+      await step('sessions', () => this.#sessions?.close());
+      await step('http', () => this.#http?.close());
+      await step('redis client', () => this.#redis?.quit());
+      await step('embedded redis', () => this.#embeddedRedis?.close());
+      this.log.info('stopped');
+    })();
+    return this.#closing;
+  }
+}
