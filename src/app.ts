@@ -6,13 +6,14 @@ import { publicBaseUrl } from './config/load-config.ts';
 import type { Logger } from './observability/logger.ts';
 import { EmbeddedRedis } from './state/embedded-redis.ts';
 import { createRedis } from './state/redis-client.ts';
+import { createRedisKeys } from './state/keys.ts';
 import { LiveInputRepository } from './state/live-input-repo.ts';
 import { ApiKeyStore } from './state/api-key-store.ts';
 import { RtmpServer } from './ingest/rtmp/rtmp-server.ts';
 import { SessionRegistry, type LiveInputDirectory } from './live/session-registry.ts';
 import { originPlugin } from './origin/origin-plugin.ts';
 import { apiPlugin } from './api/api-plugin.ts';
-import { registerErrorHandling } from './api/errors.ts';
+import { registerErrorHandling, frameworkErrors } from './api/errors.ts';
 import { registerOpenApi } from './api/openapi.ts';
 
 export interface AppOptions {
@@ -78,8 +79,9 @@ export class App {
       this.#redis = createRedis(target, log);
     }
     await this.#redis.ping();
-    const liveInputs = new LiveInputRepository({ redis: this.#redis, keyPrefix: config.redis.keyPrefix });
-    const apiKeys = new ApiKeyStore({ redis: this.#redis, keyPrefix: config.redis.keyPrefix });
+    const keys = createRedisKeys(config.redis.keyPrefix);
+    const liveInputs = new LiveInputRepository({ redis: this.#redis, keys });
+    const apiKeys = new ApiKeyStore({ redis: this.#redis, keys });
     const initial = await apiKeys.ensureInitialKey(config.apiKey || undefined);
 
     const directory: LiveInputDirectory = {
@@ -116,6 +118,7 @@ export class App {
       disableRequestLogging: true,
       return503OnClosing: true,
       forceCloseConnections: true,
+      frameworkErrors,
     });
     this.#http = http;
     registerErrorHandling(http);
@@ -157,7 +160,6 @@ export class App {
         webRTC: `${base}/whip`,
         playbackBase: base,
       },
-      liveStatus: (uid: string) => sessions.status(uid),
     });
     await http.register(originPlugin, { live: sessions });
     await http.ready();

@@ -42,7 +42,7 @@ describe('live end to end: RTMP → FFmpeg → HLS', () => {
     // The live input reports the live session.
     const got = await server.api<{ result: { status: unknown } }>('GET', `/v1/live_inputs/${input.uid}`);
     expect(got.status).toBe(200);
-    expect(JSON.stringify(got.body.result.status)).toContain('connected');
+    expect(got.body.result.status).toMatchObject({ current: { state: 'connected' } });
 
     // ffprobe reads the live master playlist: two H.264 renditions and AAC audio.
     const probe = await ffprobe(masterUrl);

@@ -1,0 +1,57 @@
+import type { FastifyInstance } from 'fastify';
+import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
+import type { ApiKeyStore } from '../state/api-key-store.ts';
+import type { LiveInputRepository } from '../state/live-input-repo.ts';
+import { bearerAuth } from './auth.ts';
+import { registerErrorHandling } from './errors.ts';
+import { liveInputRoutes, type PublicUrls } from './live-input-routes.ts';
+import type { LiveStatusView } from './schemas.ts';
+
+export type { PublicUrls } from './live-input-routes.ts';
+export type { LiveStatusView } from './schemas.ts';
+
+export interface ApiPluginOptions {
+  liveInputs: LiveInputRepository;
+  apiKeys: ApiKeyStore;
+  publicUrls: PublicUrls;
+  /** Optional hook from the live layer: the current state of a connected input. */
+  liveStatus?: (uid: string) => LiveStatusView | undefined;
+}
+
+export const API_BODY_LIMIT = 64 * 1024;
+
+/**
+ * The REST control plane, as an encapsulated plugin: register with `{ prefix: '/v1' }`, after
+ * registerOpenApi() so that its routes are documented.
+ */
+export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): Promise<void> {
+  // TypeBox's own validator, not the root's Ajv: Ajv's defaults (removeAdditional, coerceTypes)
+  // would silently drop unknown fields and coerce "true" to true in bodies.
+  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  registerErrorHandling(app);
+
+  app.addHook('onRoute', (route) => {
+    route.bodyLimit ??= API_BODY_LIMIT;
+    if (route.schema) {
+      (route.schema as Record<string, unknown>)['security'] ??= [{ bearerAuth: [] }];
+    }
+  });
+
+  // JSON only: text/plain (fastify's other default) would otherwise reach validation as a string.
+  app.removeAllContentTypeParsers();
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: API_BODY_LIMIT }, (request, body, done) => {
+    // Clients often send the header with no body on POSTs that need none (rotate_keys).
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text === '') return done(null, undefined);
+    parseJson(request, text, done);
+  });
+
+  app.addHook('onRequest', bearerAuth(opts.apiKeys));
+
+  await app.register(liveInputRoutes, {
+    liveInputs: opts.liveInputs,
+    publicUrls: opts.publicUrls,
+    ...(opts.liveStatus ? { liveStatus: opts.liveStatus } : {}),
+  });
+}

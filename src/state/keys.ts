@@ -1,0 +1,27 @@
+/**
+ * Every Redis key name Tributary uses, in one place, so that a prefix change or an audit of what
+ * lives in Redis never needs a grep. Each record type has its own segment after the prefix.
+ */
+export interface RedisKeys {
+  readonly prefix: string;
+  /** String: the JSON live input record. */
+  liveInput(uid: string): string;
+  /** Sorted set: live input uids scored by creation time (ms), for newest-first listing. */
+  liveInputIndex(): string;
+  /** String: live input uid, keyed by the SHA-256 (hex) of its stream key. */
+  streamKeyIndex(keyHash: string): string;
+  /** Hash: SHA-256 (hex) of an API key → JSON metadata. Plaintext keys are never stored. */
+  apiKeys(): string;
+}
+
+export const DEFAULT_KEY_PREFIX = 'trib:';
+
+export function createRedisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys {
+  return {
+    prefix,
+    liveInput: (uid) => `${prefix}live_input:${uid}`,
+    liveInputIndex: () => `${prefix}live_inputs`,
+    streamKeyIndex: (keyHash) => `${prefix}stream_key:${keyHash}`,
+    apiKeys: () => `${prefix}api_keys`,
+  };
+}
