@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import fastify, { type FastifyInstance } from 'fastify';
+import fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from './config/schema.ts';
 import { publicBaseUrl } from './config/load-config.ts';
@@ -113,7 +113,7 @@ export class App {
 
     // HTTP: API, origin, operations.
     const http = fastify({
-      loggerInstance: log.child({ component: 'http' }),
+      loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
       bodyLimit: config.http.bodyLimitBytes,
       disableRequestLogging: true,
       return503OnClosing: true,
@@ -159,6 +159,11 @@ export class App {
         rtmp: `rtmp://${publicHost}:${rtmpPort ?? config.rtmp.port}/${config.rtmp.app}`,
         webRTC: `${base}/whip`,
         playbackBase: base,
+      },
+      onChange: (uid, change, record) => {
+        // A live session ends when its input is deleted or disabled; a key rotation keeps it.
+        if (change === 'deleted') void sessions.terminate(uid, 'input_deleted');
+        else if (change === 'updated' && record && !record.enabled) void sessions.terminate(uid, 'input_disabled');
       },
     });
     await http.register(originPlugin, { live: sessions });

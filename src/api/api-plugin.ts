@@ -4,7 +4,7 @@ import type { ApiKeyStore } from '../state/api-key-store.ts';
 import type { LiveInputRepository } from '../state/live-input-repo.ts';
 import { bearerAuth } from './auth.ts';
 import { registerErrorHandling } from './errors.ts';
-import { liveInputRoutes, type PublicUrls } from './live-input-routes.ts';
+import { liveInputRoutes, type LiveInputRoutesOptions, type PublicUrls } from './live-input-routes.ts';
 import type { LiveStatusView } from './schemas.ts';
 
 export type { PublicUrls } from './live-input-routes.ts';
@@ -16,6 +16,7 @@ export interface ApiPluginOptions {
   publicUrls: PublicUrls;
   /** Optional hook from the live layer: the current state of a connected input. */
   liveStatus?: (uid: string) => LiveStatusView | undefined;
+  onChange?: LiveInputRoutesOptions['onChange'];
 }
 
 export const API_BODY_LIMIT = 64 * 1024;
@@ -53,5 +54,6 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
     liveInputs: opts.liveInputs,
     publicUrls: opts.publicUrls,
     ...(opts.liveStatus ? { liveStatus: opts.liveStatus } : {}),
+    ...(opts.onChange ? { onChange: opts.onChange } : {}),
   });
 }

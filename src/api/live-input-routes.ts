@@ -32,7 +32,11 @@ export interface LiveInputRoutesOptions {
   liveInputs: LiveInputRepository;
   publicUrls: PublicUrls;
   liveStatus?: (uid: string) => LiveStatusView | undefined;
+  /** Told after a successful change, so the live layer can end a session that lost its input. */
+  onChange?: (uid: string, change: LiveInputChange, record: LiveInputRecord | undefined) => void;
 }
+
+export type LiveInputChange = 'updated' | 'deleted' | 'rotated';
 
 const TAGS = ['Live inputs'];
 const withNotFound = { ...commonErrorResponses, 404: ErrorEnvelope };
@@ -42,7 +46,7 @@ export async function liveInputRoutes(
   opts: LiveInputRoutesOptions,
 ): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const { liveInputs, publicUrls, liveStatus } = opts;
+  const { liveInputs, publicUrls, liveStatus, onChange } = opts;
   const whipBase = trimSlash(publicUrls.webRTC ?? `${trimSlash(publicUrls.playbackBase)}/whip`);
 
   const statusOf = (r: LiveInputRecord) => liveStatus?.(r.uid) ?? r.status;
@@ -148,6 +152,7 @@ export async function liveInputRoutes(
     async (request) => {
       const record = await liveInputs.update(request.params.uid, request.body);
       if (!record) throw notFound(request.params.uid);
+      onChange?.(record.uid, 'updated', record);
       return ok(view(record));
     },
   );
@@ -164,6 +169,7 @@ export async function liveInputRoutes(
     },
     async (request) => {
       if (!(await liveInputs.delete(request.params.uid))) throw notFound(request.params.uid);
+      onChange?.(request.params.uid, 'deleted', undefined);
       return ok(null);
     },
   );
@@ -181,6 +187,7 @@ export async function liveInputRoutes(
     async (request) => {
       const record = await liveInputs.rotateKeys(request.params.uid);
       if (!record) throw notFound(request.params.uid);
+      onChange?.(record.uid, 'rotated', record);
       return ok(view(record));
     },
   );
