@@ -1,0 +1,122 @@
+/**
+ * Groups fMP4 fragments into LL-HLS parts and segments. Pure: fragments and wall-clock times in,
+ * events out. Every fragment is one part; a segment is cut at an independent part once the open
+ * segment has reached the target duration, so segments always start at a keyframe.
+ */
+import { fragmentDurationSeconds } from '../media/mp4-types.ts';
+import type { Mp4Fragment } from '../media/mp4-types.ts';
+
+export interface Part {
+  /** Index of the part within its segment, from 0. */
+  index: number;
+  /** Seconds. */
+  duration: number;
+  independent: boolean;
+  data: Buffer;
+}
+
+export interface Segment {
+  /** Media sequence number. */
+  msn: number;
+  /** Seconds: the sum of its parts. */
+  duration: number;
+  parts: Part[];
+  /** Wall clock (ms since epoch) of its first part. */
+  programDateTime: number;
+  byteSize: number;
+  /** Concatenation of its parts' bytes; each part's `data` is a view into it. */
+  data: Buffer;
+}
+
+export type SegmenterEvent =
+  | { type: 'part'; msn: number; partIndex: number; part: Part }
+  | { type: 'segment'; segment: Segment };
+
+export interface SegmenterOptions {
+  /** Seconds (default 2). */
+  targetSegmentDuration?: number;
+  /** Media sequence number of the first segment (default 0). */
+  firstMsn?: number;
+}
+
+/** Durations are sums of floats; a segment a hair short of the target still counts as reaching it. */
+const DURATION_TOLERANCE = 1e-3;
+
+interface OpenSegment {
+  msn: number;
+  parts: Part[];
+  duration: number;
+  programDateTime: number;
+}
+
+export class Segmenter {
+  readonly targetSegmentDuration: number;
+  #nextMsn: number;
+  #open: OpenSegment | undefined;
+
+  constructor(opts: SegmenterOptions = {}) {
+    this.targetSegmentDuration = opts.targetSegmentDuration ?? 2;
+    if (!(this.targetSegmentDuration > 0)) throw new RangeError('targetSegmentDuration must be > 0');
+    this.#nextMsn = opts.firstMsn ?? 0;
+  }
+
+  /** MSN the next segment to open will get. */
+  get nextMsn(): number {
+    return this.#nextMsn;
+  }
+
+  /** The segment being filled, if any: its MSN and parts so far. */
+  get openSegment(): { msn: number; parts: readonly Part[]; duration: number } | undefined {
+    return this.#open;
+  }
+
+  push(fragment: Mp4Fragment, wallClockMs: number): SegmenterEvent[] {
+    const events: SegmenterEvent[] = [];
+    const duration = fragmentDurationSeconds(fragment);
+    const independent = fragment.independent;
+    if (this.#open && independent && this.#open.duration >= this.targetSegmentDuration - DURATION_TOLERANCE) {
+      events.push(this.#close());
+    }
+    if (!this.#open) {
+      // A segment must start with a keyframe: parts before the first one are undecodable.
+      if (!independent) return events;
+      this.#open = { msn: this.#nextMsn++, parts: [], duration: 0, programDateTime: wallClockMs };
+    }
+    const part: Part = { index: this.#open.parts.length, duration, independent, data: fragment.data };
+    this.#open.parts.push(part);
+    this.#open.duration += duration;
+    events.push({ type: 'part', msn: this.#open.msn, partIndex: part.index, part });
+    return events;
+  }
+
+  /**
+   * Closes the open segment, however short (end of stream, FFmpeg restart). The next segment
+   * again waits for an independent part.
+   */
+  flush(): SegmenterEvent[] {
+    return this.#open ? [this.#close()] : [];
+  }
+
+  #close(): SegmenterEvent {
+    const open = this.#open;
+    if (!open) throw new Error('no open segment');
+    this.#open = undefined;
+    const data = Buffer.concat(open.parts.map((p) => p.data));
+    // Re-point parts at the segment buffer so the window holds each byte once.
+    let offset = 0;
+    const parts = open.parts.map((p) => {
+      const view = data.subarray(offset, offset + p.data.length);
+      offset += p.data.length;
+      return { ...p, data: view };
+    });
+    const segment: Segment = {
+      msn: open.msn,
+      duration: open.duration,
+      parts,
+      programDateTime: open.programDateTime,
+      byteSize: data.length,
+      data,
+    };
+    return { type: 'segment', segment };
+  }
+}
