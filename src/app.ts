@@ -115,7 +115,6 @@ export class App {
     const http = fastify({
       loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
       bodyLimit: config.http.bodyLimitBytes,
-      disableRequestLogging: true,
       return503OnClosing: true,
       forceCloseConnections: true,
       frameworkErrors,
@@ -128,18 +127,28 @@ export class App {
       this.#ready ? { status: 'ready' } : reply.code(503).send({ status: 'starting' }),
     );
 
-    // Listen first so the public URLs the API hands out carry the real port.
-    await http.listen({ host: config.host, port: config.http.port });
-    const httpPort = (http.server.address() as { port: number }).port;
-    const base = publicBaseUrl(config, httpPort);
-    const publicHost = new URL(base).hostname;
+    // The API hands out public URLs that carry the real ports: filled in once everything listens.
+    const publicUrls = { rtmp: '', webRTC: '', playbackBase: '' };
+    const sessions = this.#sessions;
+    await http.register(apiPlugin, {
+      prefix: '/v1',
+      liveInputs,
+      apiKeys,
+      publicUrls,
+      onChange: (uid, change, record) => {
+        // A live session ends when its input is deleted or disabled; a key rotation keeps it.
+        if (change === 'deleted') void sessions.terminate(uid, 'input_deleted');
+        else if (change === 'updated' && record && !record.enabled) void sessions.terminate(uid, 'input_disabled');
+      },
+    });
+    await http.register(originPlugin, { live: sessions });
 
     let rtmpPort: number | undefined;
     if (config.rtmp.enabled) {
       this.#rtmp = new RtmpServer({
         host: config.host,
         port: config.rtmp.port,
-        handler: this.#sessions,
+        handler: sessions,
         logger: log.child({ component: 'rtmp' }),
         app: config.rtmp.app,
         authFailureDelayMs: config.rtmp.authFailureDelayMs,
@@ -150,24 +159,12 @@ export class App {
       await this.#rtmp.start();
       rtmpPort = this.#rtmp.port;
     }
-    const sessions = this.#sessions;
-    await http.register(apiPlugin, {
-      prefix: '/v1',
-      liveInputs,
-      apiKeys,
-      publicUrls: {
-        rtmp: `rtmp://${publicHost}:${rtmpPort ?? config.rtmp.port}/${config.rtmp.app}`,
-        webRTC: `${base}/whip`,
-        playbackBase: base,
-      },
-      onChange: (uid, change, record) => {
-        // A live session ends when its input is deleted or disabled; a key rotation keeps it.
-        if (change === 'deleted') void sessions.terminate(uid, 'input_deleted');
-        else if (change === 'updated' && record && !record.enabled) void sessions.terminate(uid, 'input_disabled');
-      },
-    });
-    await http.register(originPlugin, { live: sessions });
-    await http.ready();
+    await http.listen({ host: config.host, port: config.http.port });
+    const httpPort = (http.server.address() as { port: number }).port;
+    const base = publicBaseUrl(config, httpPort);
+    publicUrls.playbackBase = base;
+    publicUrls.webRTC = `${base}/whip`;
+    publicUrls.rtmp = `rtmp://${new URL(base).hostname}:${rtmpPort ?? config.rtmp.port}/${config.rtmp.app}`;
 
     this.#ready = true;
     log.info({ http: base, rtmpPort }, 'tributary ready');

@@ -47,7 +47,8 @@ export async function liveInputRoutes(
 ): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { liveInputs, publicUrls, liveStatus, onChange } = opts;
-  const whipBase = trimSlash(publicUrls.webRTC ?? `${trimSlash(publicUrls.playbackBase)}/whip`);
+  // Read per request: the composition root fills in the URLs once the listeners have their ports.
+  const whipBase = () => trimSlash(publicUrls.webRTC ?? `${trimSlash(publicUrls.playbackBase)}/whip`);
 
   const statusOf = (r: LiveInputRecord) => liveStatus?.(r.uid) ?? r.status;
 
@@ -58,7 +59,7 @@ export async function liveInputRoutes(
     recording: r.recording,
     deleteRecordingAfterDays: r.deleteRecordingAfterDays,
     rtmp: { url: publicUrls.rtmp, streamKey: r.streamKey },
-    webRTC: { url: `${whipBase}/${r.uid}` },
+    webRTC: { url: `${whipBase()}/${r.uid}` },
     status: statusOf(r),
     created: r.created,
     modified: r.modified,
