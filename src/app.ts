@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from './config/schema.ts';
 import { publicBaseUrl } from './config/load-config.ts';
@@ -115,6 +115,8 @@ export class App {
     const http = fastify({
       loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
       bodyLimit: config.http.bodyLimitBytes,
+      // Per-request lines would drown the log under playback traffic (every part is a request).
+      logController: new LogController({ disableRequestLogging: true }),
       return503OnClosing: true,
       forceCloseConnections: true,
       frameworkErrors,

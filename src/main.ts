@@ -1,10 +1,11 @@
 import { loadConfig, ConfigError } from './config/load-config.ts';
+import type { Config } from './config/schema.ts';
 import { createLogger } from './observability/logger.ts';
 import { App } from './app.ts';
 
 // The server entry point: load config, start, print the API key once, shut down on signals.
 
-let config;
+let config: Config;
 try {
   config = loadConfig();
 } catch (error) {

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -31,6 +32,12 @@ const MAX_SOCKET_PATH_BYTES = 100;
 const OUTPUT_TAIL_LINES = 20;
 // A server that stayed up this long is considered healthy again, so backoff starts over.
 const STABLE_AFTER_MS = 30_000;
+// Who runs the redis-server in a data dir: written at start, removed at close (see OwnerRecord).
+const OWNER_FILE = 'tributary-owner.json';
+// redis-server's own pidfile: a fallback if we crashed between spawning it and recording its pid.
+const REDIS_PID_FILE = 'redis-server.pid';
+// After SIGKILL of an orphan, how long to wait for it to disappear before giving up.
+const ORPHAN_KILL_WAIT_MS = 5_000;
 
 /**
  * The redis-server child that Tributary runs when no external Redis is configured: unix socket
@@ -62,15 +69,17 @@ export class EmbeddedRedis {
     const dir = resolve(this.#opts.dataDir, 'redis');
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const socketPath = this.#chooseSocketPath(dir);
-    // Two servers appending to one AOF would corrupt it; refuse rather than race.
-    if (await ping(socketPath, 1000)) {
-      throw new Error(
-        `a redis-server is already listening on ${socketPath}; another Tributary may be using ${this.#opts.dataDir} ` +
-          '(stop it, or remove the stale process)',
-      );
-    }
+    // Two servers appending to one AOF would corrupt it; refuse rather than race. A redis-server
+    // orphaned by a crashed Tributary is shut down first, if (and only if) it is provably ours.
+    await this.#takeOverOrRefuse(dir);
+    if (await ping(socketPath, 1000)) throw this.#inUseError(socketPath);
     const target = { path: socketPath, url: `unix://${socketPath}` };
-    await this.#spawnAndWait(dir, socketPath);
+    try {
+      await this.#spawnAndWait(dir, socketPath);
+    } catch (err) {
+      this.#removeOwnerRecord();
+      throw err;
+    }
     this.#target = target;
     this.#log.info({ socket: socketPath, dir }, 'embedded redis-server ready');
     return target;
@@ -96,7 +105,103 @@ export class EmbeddedRedis {
     }, grace);
     await exited;
     clearTimeout(timer);
+    this.#removeOwnerRecord();
     this.#log.info('embedded redis-server stopped');
+  }
+
+  #inUseError(socketPath: string, ownerPid?: number): Error {
+    const who = ownerPid === undefined ? 'another Tributary' : `another Tributary (pid ${ownerPid})`;
+    return new Error(
+      `a redis-server is already listening on ${socketPath}; ${who} may be using ${this.#opts.dataDir} ` +
+        '(stop it, or remove the stale process)',
+    );
+  }
+
+  /**
+   * Reads the owner record a previous start() left in `dir`. If its owner (a Tributary process)
+   * is still alive, refuses. If the owner is gone but its redis-server still runs, positively
+   * identified (live, same start time, `redis-server`, listening on the recorded socket), shuts
+   * that orphan down (SHUTDOWN flushes the AOF; SIGTERM, then SIGKILL, as fallbacks). Anything
+   * it cannot identify is left alone (the PING check in start() then refuses if needed).
+   */
+  async #takeOverOrRefuse(dir: string): Promise<void> {
+    const rec = await readOwnerRecord(join(dir, OWNER_FILE));
+    if (!rec || !(await procfsAvailable())) return;
+    const bootId = bootIdSync();
+    // Pids from before a reboot mean nothing now, and nothing of that run can still be running.
+    if (rec.bootId && bootId && rec.bootId !== bootId) return;
+
+    let redisPid = rec.redisPid;
+    let redisStartTime = rec.redisStartTime;
+    if (redisPid === undefined || !(await isAlive(redisPid, redisStartTime))) {
+      redisPid = await readPidFile(join(dir, REDIS_PID_FILE));
+      redisStartTime = undefined;
+    }
+    const ours = redisPid === undefined ? undefined : await identifyRedis(redisPid, redisStartTime, rec.socketPath);
+
+    if (await isAlive(rec.ownerPid, rec.ownerStartTime)) {
+      if (ours || (await ping(rec.socketPath, 1000))) throw this.#inUseError(rec.socketPath, rec.ownerPid);
+      throw new Error(
+        `another Tributary (pid ${rec.ownerPid}) is using ${this.#opts.dataDir} (its redis-server is not ` +
+          'running right now; it may be restarting it). Stop that process first.',
+      );
+    }
+    if (!ours || redisPid === undefined) return;
+    await this.#stopOrphan(redisPid, ours.startTime, rec.socketPath);
+    this.#log.warn(
+      { pid: redisPid, previousOwnerPid: rec.ownerPid, socket: rec.socketPath },
+      `took over an orphaned redis-server from a previous run (pid ${redisPid})`,
+    );
+  }
+
+  async #stopOrphan(pid: number, startTime: string, socketPath: string): Promise<void> {
+    const stillOurs = async () => (await identifyRedis(pid, startTime, socketPath)) !== undefined;
+    const grace = this.#opts.closeGraceMs ?? 10_000;
+    let asked = (await ping(socketPath, 1000)) && (await sendShutdown(socketPath, grace));
+    if (!asked && (await stillOurs())) asked = signal(pid, 'SIGTERM');
+    if (await waitForExit(pid, startTime, grace)) return;
+    if (await stillOurs()) {
+      this.#log.warn({ pid, graceMs: grace }, 'orphaned redis-server did not shut down; killing');
+      signal(pid, 'SIGKILL');
+    }
+    if (!(await waitForExit(pid, startTime, ORPHAN_KILL_WAIT_MS))) {
+      throw new Error(
+        `an orphaned redis-server from a previous run (pid ${pid}) is still using ${this.#opts.dataDir} and ` +
+          'could not be stopped; stop it by hand',
+      );
+    }
+  }
+
+  #ownerRecordPath: string | undefined;
+
+  /** Records that this process owns `dir` and, once spawned, which redis-server it runs. */
+  #writeOwnerRecord(dir: string, socketPath: string, redisPid: number | undefined, redisStartTime?: string): void {
+    const ownStartTime = statSync(process.pid)?.startTime;
+    const ownBootId = bootIdSync();
+    const rec: OwnerRecord = {
+      ownerPid: process.pid,
+      ...(ownStartTime !== undefined ? { ownerStartTime: ownStartTime } : {}),
+      ...(ownBootId !== undefined ? { bootId: ownBootId } : {}),
+      socketPath,
+      ...(redisPid !== undefined ? { redisPid } : {}),
+      ...(redisStartTime !== undefined ? { redisStartTime } : {}),
+    };
+    const path = join(dir, OWNER_FILE);
+    const tmp = `${path}.${process.pid}.tmp`;
+    try {
+      writeFileSync(tmp, JSON.stringify(rec) + '\n', { mode: 0o600 });
+      renameSync(tmp, path);
+      this.#ownerRecordPath = path;
+    } catch (err) {
+      // Without the record a crash leaves an orphan that needs removing by hand, as before.
+      this.#log.warn({ err, path }, 'could not write the redis owner record');
+    }
+  }
+
+  #removeOwnerRecord(): void {
+    if (!this.#ownerRecordPath) return;
+    rmSync(this.#ownerRecordPath, { force: true });
+    this.#ownerRecordPath = undefined;
   }
 
   #chooseSocketPath(dir: string): string {
@@ -121,6 +226,7 @@ export class EmbeddedRedis {
       '--supervised', 'no',
       '--protected-mode', 'no',
       '--loglevel', 'notice',
+      '--pidfile', join(dir, REDIS_PID_FILE),
     ];
   }
 
@@ -130,6 +236,9 @@ export class EmbeddedRedis {
     this.#outputTail = [];
     const child = spawn(bin, this.#args(dir, socketPath), { stdio: ['ignore', 'pipe', 'pipe'] });
     this.#child = child;
+    // Right away, so a crash from here on leaves a record that the next start() can act on.
+    // The start time is fixed at fork, so it identifies this process even before it execs.
+    this.#writeOwnerRecord(dir, socketPath, child.pid, child.pid === undefined ? undefined : statSync(child.pid)?.startTime);
     const collect = (chunk: Buffer) => {
       for (const line of chunk.toString('utf8').split('\n')) {
         if (!line.trim()) continue;
@@ -218,7 +327,10 @@ export class EmbeddedRedis {
         await delay(wait, signal);
         await this.#spawnAndWait(dir, socketPath);
         this.#log.info({ attempt: this.#restartAttempt }, 'embedded redis-server restarted');
-        if (this.#closing) await this.#killCurrent();
+        if (this.#closing) {
+          await this.#killCurrent();
+          this.#removeOwnerRecord();
+        }
         return;
       } catch (err) {
         if (this.#closing) return;
@@ -260,5 +372,173 @@ export function ping(socketPath: string, timeoutMs: number): Promise<boolean> {
     });
     sock.once('error', () => done(false));
     sock.once('close', () => done(false));
+  });
+}
+
+/**
+ * `<dataDir>/redis/tributary-owner.json`: the Tributary process that runs the redis-server in
+ * that dir, and that server. Start times (/proc/<pid>/stat field 22) and the boot id guard
+ * against pid reuse.
+ */
+interface OwnerRecord {
+  ownerPid: number;
+  ownerStartTime?: string;
+  bootId?: string;
+  socketPath: string;
+  redisPid?: number;
+  redisStartTime?: string;
+}
+
+function isPid(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v > 1;
+}
+
+function optString(v: unknown): v is string | undefined {
+  return v === undefined || typeof v === 'string';
+}
+
+async function readOwnerRecord(path: string): Promise<OwnerRecord | undefined> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(path, 'utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const r = raw as Record<string, unknown>;
+  if (!isPid(r.ownerPid) || typeof r.socketPath !== 'string' || !r.socketPath.startsWith('/')) return undefined;
+  if (r.redisPid !== undefined && !isPid(r.redisPid)) return undefined;
+  if (!optString(r.ownerStartTime) || !optString(r.bootId) || !optString(r.redisStartTime)) return undefined;
+  return r as unknown as OwnerRecord;
+}
+
+async function readPidFile(path: string): Promise<number | undefined> {
+  try {
+    const n = Number((await readFile(path, 'utf8')).trim());
+    return isPid(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+interface ProcStat {
+  /** Field 3: R, S, D, Z (zombie), X (dead), ... */
+  state: string;
+  /** Field 22: start time in clock ticks since boot. */
+  startTime: string;
+}
+
+function parseStat(text: string): ProcStat | undefined {
+  // Field 2 (comm, in parentheses) may itself contain spaces and parentheses; skip past the last ')'.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const state = fields[0];
+  const startTime = fields[19];
+  return state && startTime ? { state, startTime } : undefined;
+}
+
+function statSync(pid: number): ProcStat | undefined {
+  try {
+    return parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+async function stat(pid: number): Promise<ProcStat | undefined> {
+  try {
+    return parseStat(await readFile(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+async function procfsAvailable(): Promise<boolean> {
+  return (await stat(process.pid)) !== undefined;
+}
+
+function bootIdSync(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Running (not a zombie) and, when `startTime` is known, the same process as recorded. */
+async function isAlive(pid: number, startTime: string | undefined): Promise<boolean> {
+  const s = await stat(pid);
+  if (!s || s.state === 'Z' || s.state === 'X') return false;
+  return startTime === undefined || s.startTime === startTime;
+}
+
+/**
+ * Returns the process's start time if `pid` is a live `redis-server` (by /proc comm) whose
+ * command line (argv, or the title redis rewrites it to: `redis-server unixsocket:<path>`)
+ * names `socketPath`, and, when `startTime` is given, started at that time. Otherwise undefined.
+ */
+async function identifyRedis(
+  pid: number,
+  startTime: string | undefined,
+  socketPath: string,
+): Promise<{ startTime: string } | undefined> {
+  const s = await stat(pid);
+  if (!s || s.state === 'Z' || s.state === 'X') return undefined;
+  if (startTime !== undefined && s.startTime !== startTime) return undefined;
+  try {
+    const comm = (await readFile(`/proc/${pid}/comm`, 'utf8')).trim();
+    if (comm !== 'redis-server') return undefined;
+    const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).replace(/\0+/g, ' ').trim();
+    const tokens = cmdline.split(/\s+/);
+    if (!tokens.some((t) => t === socketPath || t === `unixsocket:${socketPath}`)) return undefined;
+  } catch {
+    return undefined;
+  }
+  return { startTime: s.startTime };
+}
+
+/** True once `pid` (with that start time) has exited or is a zombie, false if still running at the deadline. */
+async function waitForExit(pid: number, startTime: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (await isAlive(pid, startTime)) {
+    if (Date.now() >= deadline) return false;
+    await delay(50);
+  }
+  return true;
+}
+
+function signal(pid: number, sig: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Sends SHUTDOWN (redis fsyncs the AOF and exits); true if the server closed the connection without an error reply. */
+function sendShutdown(socketPath: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((res) => {
+    const sock = createConnection({ path: socketPath });
+    let reply = '';
+    let connected = false;
+    let settled = false;
+    const done = (ok: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      res(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.once('connect', () => {
+      connected = true;
+      sock.write('SHUTDOWN\r\n');
+    });
+    sock.on('data', (d) => {
+      reply += d.toString('utf8');
+      if (reply.includes('\r\n')) done(false); // any reply is an error: success closes the connection
+    });
+    sock.once('error', () => done(connected && reply === ''));
+    sock.once('close', () => done(connected && reply === ''));
   });
 }

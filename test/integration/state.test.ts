@@ -1,7 +1,10 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { ApiKeyStore } from '../../src/state/api-key-store.ts';
@@ -91,6 +94,114 @@ describe('EmbeddedRedis', () => {
     } finally {
       await other.close();
       await t.stop();
+    }
+  });
+});
+
+// A separate Node process that runs EmbeddedRedis on `dataDir`, writes a key, reports its
+// redis-server pid and then idles until killed; its redis-server is a child of that process.
+const OWNER_SCRIPT = `
+import { EmbeddedRedis } from './src/state/embedded-redis.ts';
+import { silentLogger } from './src/observability/logger.ts';
+import { createRedis } from './src/state/redis-client.ts';
+const server = new EmbeddedRedis({ dataDir: process.argv[1], logger: silentLogger() });
+const target = await server.start();
+const client = createRedis({ path: target.path }, silentLogger());
+await client.set('orphan:key', 'written-before-the-crash');
+process.stdout.write(JSON.stringify({ redisPid: server.pid }) + '\\n');
+setInterval(() => {}, 60_000);
+`;
+
+async function startOwnerProcess(dataDir: string): Promise<{ child: ChildProcess; redisPid: number }> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', OWNER_SCRIPT, dataDir], {
+    cwd: resolve(import.meta.dirname, '../..'),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const line = await new Promise<string>((res, rej) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('\n')) res(out.split('\n')[0]!);
+    });
+    child.once('exit', (code) => rej(new Error(`owner process exited (${code}): ${err}`)));
+  });
+  const { redisPid } = JSON.parse(line) as { redisPid: number };
+  return { child, redisPid };
+}
+
+/** Running and not a zombie (an orphan's exit may never be reaped in a container without init). */
+function processRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function capturingLogger(): { logger: ReturnType<typeof pino>; lines: string[] } {
+  const lines: string[] = [];
+  return { logger: pino({ level: 'info' }, { write: (s: string) => void lines.push(s) }), lines };
+}
+
+describe('EmbeddedRedis takeover after a crash', () => {
+  it('refuses while the owning process lives, then takes over its orphaned redis-server once it is killed', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'trib-orphan-'));
+    const { child, redisPid } = await startOwnerProcess(dataDir);
+    let t: TestRedis | undefined;
+    try {
+      // Another Tributary really is using the dir: refuse, and leave its server alone.
+      const other = new EmbeddedRedis({ dataDir, logger: silentLogger() });
+      await expect(other.start()).rejects.toThrow(/already listening.*another Tributary \(pid \d+\)/);
+      await other.close();
+      expect(processRunning(redisPid)).toBe(true);
+
+      // The owner crashes; its redis-server survives, orphaned.
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
+      expect(processRunning(redisPid)).toBe(true);
+
+      const { logger, lines } = capturingLogger();
+      t = await startTestRedis({ dataDir, logger });
+      expect(await t.redis.get('orphan:key')).toBe('written-before-the-crash');
+      expect(processRunning(redisPid)).toBe(false);
+      expect(t.server.pid).not.toBe(redisPid);
+      const warning = lines.map((l) => JSON.parse(l) as { level: number; msg: string }).find((l) => /took over/.test(l.msg));
+      expect(warning?.msg).toBe(`took over an orphaned redis-server from a previous run (pid ${redisPid})`);
+      expect(warning?.level).toBe(40);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      if (processRunning(redisPid)) process.kill(redisPid, 'SIGKILL');
+      if (t) await t.stop();
+      else await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('never signals a process it cannot identify as its own redis-server', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'trib-forged-'));
+    // A dead owner (an exited, reaped child) and a "redis" pid that is really something else.
+    const dead = spawn(process.execPath, ['-e', '']);
+    await once(dead, 'exit');
+    const bystander = spawn(process.execPath, ['-e', 'setInterval(() => {}, 60_000)']);
+    await once(bystander, 'spawn');
+    await mkdir(join(dataDir, 'redis'), { recursive: true });
+    await writeFile(
+      join(dataDir, 'redis', 'tributary-owner.json'),
+      JSON.stringify({ ownerPid: dead.pid, socketPath: join(dataDir, 'redis', 'redis.sock'), redisPid: bystander.pid }),
+    );
+    await writeFile(join(dataDir, 'redis', 'redis-server.pid'), `${bystander.pid}\n`);
+    let t: TestRedis | undefined;
+    try {
+      t = await startTestRedis({ dataDir });
+      expect(await t.redis.ping()).toBe('PONG');
+      expect(processRunning(bystander.pid!)).toBe(true);
+    } finally {
+      bystander.kill('SIGKILL');
+      if (t) await t.stop();
+      else await rm(dataDir, { recursive: true, force: true });
     }
   });
 });

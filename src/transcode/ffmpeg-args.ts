@@ -1,0 +1,158 @@
+/**
+ * The FFmpeg command line of one live session: FLV on stdin, one fragmented MP4 per rendition on
+ * pipe:3, pipe:4, … Pure; checked against FFmpeg 5.1.
+ */
+import type { RenditionSpec } from './ladder.ts';
+
+export interface LiveArgsOptions {
+  /** In output order: rendition i is written to pipe:(3 + i). */
+  renditions: readonly RenditionSpec[];
+  /**
+   * Keyframe interval of transcoded renditions when there is no copy rendition. With a copy
+   * rendition, transcoded keyframes follow the source's instead (see `keyframeArgs`).
+   */
+  gopSeconds: number;
+  /**
+   * Source frame rate when known. Without a copy rendition it caps x264's own GOP at twice
+   * gopSeconds, a safety net should the forced-keyframe expression ever miss.
+   */
+  fps?: number;
+  /** Fragment (LL-HLS part) duration in seconds, e.g. 0.25. */
+  partDurationSeconds: number;
+  sourceAudio: 'aac' | 'other' | 'none';
+  input: 'flv-stdin';
+  /** libx264 preset; 'veryfast' by default. */
+  x264Preset?: string;
+  /** Encoder threads per transcoded rendition; FFmpeg's default (auto) when omitted. */
+  threadsPerRendition?: number;
+  /**
+   * Encode audio of transcoded renditions at the rung's bitrate even when the source audio is AAC.
+   * Off by default: copying costs no CPU and keeps audio timestamps identical across renditions,
+   * at the price of low rungs carrying the source's audio bitrate.
+   */
+  transcodeAudio?: boolean;
+}
+
+/** The first output pipe's file descriptor (0–2 are stdin, stdout, stderr). */
+export const FIRST_OUTPUT_FD = 3;
+
+/** libx264's cap on the GOP when keyframes are forced; large so x264 never adds its own. */
+const NO_NATURAL_KEYFRAMES = 100_000;
+
+/** Default AAC bitrate when a rendition does not name one. */
+const DEFAULT_AUDIO_KBPS = 128;
+
+/**
+ * Fast start: the live session sends the FLV header and sequence headers first, which is all the
+ * FLV demuxer needs to describe the streams; probing longer only delays the first part.
+ * `nobuffer` is deliberately absent: it discards the packets read while probing (the first
+ * half-second of video, keyframe included).
+ */
+const INPUT_ARGS = [
+  '-hide_banner',
+  '-loglevel', 'warning',
+  '-fflags', '+genpts',
+  '-analyzeduration', '500000',
+  '-probesize', '500000',
+  '-f', 'flv',
+  '-i', 'pipe:0',
+];
+
+export function buildLiveArgs(opts: LiveArgsOptions): string[] {
+  if (opts.renditions.length === 0) throw new Error('buildLiveArgs: at least one rendition is required');
+  if (!(opts.partDurationSeconds > 0)) throw new Error('buildLiveArgs: partDurationSeconds must be > 0');
+  if (!(opts.gopSeconds > 0)) throw new Error('buildLiveArgs: gopSeconds must be > 0');
+
+  const hasCopy = opts.renditions.some((r) => r.copy);
+  const args = [...INPUT_ARGS];
+  opts.renditions.forEach((rendition, index) => {
+    args.push(...mapArgs(opts));
+    args.push(...(rendition.copy ? copyVideoArgs() : encodeVideoArgs(rendition, opts, hasCopy)));
+    args.push(...audioArgs(rendition, opts));
+    args.push(...fragmentedMp4Args(opts.partDurationSeconds), `pipe:${FIRST_OUTPUT_FD + index}`);
+  });
+  return args;
+}
+
+function mapArgs(opts: LiveArgsOptions): string[] {
+  // `?`: a publisher may send video only for a while; the output must not fail on it.
+  return opts.sourceAudio === 'none' ? ['-map', '0:v:0'] : ['-map', '0:v:0', '-map', '0:a:0?'];
+}
+
+function copyVideoArgs(): string[] {
+  return ['-c:v', 'copy'];
+}
+
+function encodeVideoArgs(r: RenditionSpec, opts: LiveArgsOptions, hasCopy: boolean): string[] {
+  if (r.width === undefined || r.height === undefined || r.videoBitrateKbps === undefined) {
+    throw new Error(`buildLiveArgs: transcoded rendition ${r.name} needs width, height and videoBitrateKbps`);
+  }
+  const maxrate = r.maxrateKbps ?? r.videoBitrateKbps;
+  const args = [
+    // FFmpeg decodes each input stream once and hands the frames to every output's filter
+    // graph, so a per-output scale costs one decode in total, like a split graph would.
+    '-vf', `scale=${r.width}:${r.height}`,
+    '-c:v', 'libx264',
+    '-preset', opts.x264Preset ?? 'veryfast',
+    '-tune', 'zerolatency',
+    '-profile:v', r.height > 480 ? 'high' : 'main',
+    '-pix_fmt', 'yuv420p',
+    '-bf', '0',
+    '-sc_threshold', '0',
+    '-b:v', `${r.videoBitrateKbps}k`,
+    '-maxrate', `${maxrate}k`,
+    // One second of VBV: tight enough for sub-second parts, loose enough to keep quality.
+    '-bufsize', `${maxrate}k`,
+    // Keep the source's frame timing exactly: no duplicated or dropped frames, and timestamps in
+    // the input's time base rather than re-quantised to 1/fps, so that keyframes of every
+    // rendition carry the very same timestamps as the copied source.
+    '-fps_mode', 'passthrough',
+    '-enc_time_base:v', '-1',
+    ...keyframeArgs(opts, hasCopy),
+  ];
+  if (opts.threadsPerRendition !== undefined) args.push('-threads:v', String(opts.threadsPerRendition));
+  return args;
+}
+
+/**
+ * Segment boundaries of all renditions must match. The copy rendition can only cut where the
+ * publisher put keyframes, so with a copy rendition every transcoded keyframe is forced on a
+ * source keyframe (`-force_key_frames source`, present in 5.1) and x264 adds none of its
+ * own (huge -g, no scenecut). The cost: transcoded GOPs are as long as the publisher's.
+ * Without a copy rendition the GOP is ours: a keyframe every gopSeconds of input time, and as
+ * every output sees the same frames with the same timestamps, they land on the same frames.
+ * Every output encodes the same frames with the same settings, so x264's own keyframes (the
+ * safety cap) would coincide too. `forced-idr` makes forced keyframes IDR frames, which CMAF
+ * segments must start with.
+ */
+function keyframeArgs(opts: LiveArgsOptions, hasCopy: boolean): string[] {
+  const force = hasCopy ? 'source' : `expr:gte(t,n_forced*${formatNumber(opts.gopSeconds)})`;
+  const gop = hasCopy || opts.fps === undefined ? NO_NATURAL_KEYFRAMES : Math.ceil(opts.fps * opts.gopSeconds) * 2;
+  return ['-force_key_frames', force, '-forced-idr', '1', '-g', String(gop)];
+}
+
+function audioArgs(r: RenditionSpec, opts: LiveArgsOptions): string[] {
+  if (opts.sourceAudio === 'none') return [];
+  const copy = opts.sourceAudio === 'aac' && (r.copy || opts.transcodeAudio !== true);
+  if (copy) return ['-c:a', 'copy'];
+  return ['-c:a', 'aac', '-b:a', `${r.audioBitrateKbps ?? DEFAULT_AUDIO_KBPS}k`];
+}
+
+/**
+ * CMAF-style fragmented MP4 on a pipe: ftyp+moov up front (empty_moov), then one moof+mdat per
+ * fragment, cut at every video keyframe (frag_keyframe) and whenever a fragment reaches the part
+ * duration (frag_duration, µs), whichever comes first. `flush_packets 1` pushes each fragment out
+ * of FFmpeg's 32 KiB I/O buffer as soon as it is written instead of when the buffer fills.
+ */
+function fragmentedMp4Args(partDurationSeconds: number): string[] {
+  return [
+    '-f', 'mp4',
+    '-movflags', '+frag_keyframe+empty_moov+default_base_moof+skip_trailer',
+    '-frag_duration', String(Math.round(partDurationSeconds * 1_000_000)),
+    '-flush_packets', '1',
+  ];
+}
+
+function formatNumber(n: number): string {
+  return Number.isInteger(n) ? String(n) : String(Number(n.toFixed(6)));
+}
