@@ -10,6 +10,6 @@ cd "$ROOT"
 log "type check"
 npx tsc --noEmit -p tsconfig.json
 log "lint"
-npx eslint --max-warnings=0 src test scripts
+npx eslint --max-warnings=0 .
 log "tests"
 npx vitest run "$@"

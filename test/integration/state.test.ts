@@ -4,9 +4,8 @@ import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../src/observability/logger.ts';
+import { createLogger, silentLogger, type Logger } from '../../src/observability/logger.ts';
 import { ApiKeyStore } from '../../src/state/api-key-store.ts';
 import { EmbeddedRedis } from '../../src/state/embedded-redis.ts';
 import { createRedisKeys } from '../../src/state/keys.ts';
@@ -141,9 +140,9 @@ function processRunning(pid: number): boolean {
   }
 }
 
-function capturingLogger(): { logger: ReturnType<typeof pino>; lines: string[] } {
+function capturingLogger(): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
-  return { logger: pino({ level: 'info' }, { write: (s: string) => void lines.push(s) }), lines };
+  return { logger: createLogger({ level: 'info' }, { write: (s: string) => void lines.push(s) }), lines };
 }
 
 describe('EmbeddedRedis takeover after a crash', () => {
