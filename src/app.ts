@@ -137,6 +137,7 @@ export class App {
       liveInputs,
       apiKeys,
       publicUrls,
+      liveStatus: (uid) => sessions.status(uid),
       onChange: (uid, change, record) => {
         // A live session ends when its input is deleted or disabled; a key rotation keeps it.
         if (change === 'deleted') void sessions.terminate(uid, 'input_deleted');

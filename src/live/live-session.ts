@@ -14,6 +14,7 @@ import { HlsLiveStream } from '../hls/live-stream.ts';
 import { chooseLadder, type LadderRung, type RenditionSpec } from '../transcode/ladder.ts';
 import { buildLiveArgs } from '../transcode/ffmpeg-args.ts';
 import { Transcoder } from '../transcode/transcoder.ts';
+import { InputHealth, type HealthIssue } from './input-health.ts';
 
 export type LiveSessionState = 'waiting_for_media' | 'starting' | 'live' | 'ended';
 
@@ -41,6 +42,7 @@ export interface LiveSessionOptions {
 
 export interface LiveSessionEvents {
   live: () => void;
+  health: (issue: HealthIssue) => void;
   ended: (reason: PublishEndReason | TerminateReason) => void;
 }
 
@@ -73,7 +75,8 @@ export class LiveSession implements PublishSession {
   #transcoder: Transcoder | undefined;
   #readers: Fmp4Reader[] = [];
   #terminateListeners: Array<(reason: TerminateReason) => void> = [];
-  #listeners: { [K in keyof LiveSessionEvents]: Array<LiveSessionEvents[K]> } = { live: [], ended: [] };
+  #listeners: { [K in keyof LiveSessionEvents]: Array<LiveSessionEvents[K]> } = { live: [], health: [], ended: [] };
+  readonly health: InputHealth;
   #closed: Promise<void> | undefined;
 
   constructor(opts: LiveSessionOptions) {
@@ -82,6 +85,8 @@ export class LiveSession implements PublishSession {
     this.remoteAddress = opts.remoteAddress;
     this.#settings = opts.settings;
     this.#log = opts.logger.child({ liveInput: opts.liveInputUid, session: this.id });
+    // A GOP longer than two segment targets makes every segment (and player hold-back) longer.
+    this.health = new InputHealth({ maxKeyframeIntervalSeconds: Math.max(4, opts.settings.segmentTargetSeconds * 2) });
     this.hls = new HlsLiveStream({
       // A random prefix per session: a CDN can never serve one session's part for another's.
       prefix: randomBytes(4).toString('hex'),
@@ -102,6 +107,10 @@ export class LiveSession implements PublishSession {
     if (this.state === 'ended') return;
     if (tag.data.length > MAX_TAG_BYTES) return;
     this.bytesIn += tag.data.length;
+    for (const issue of this.health.push(tag)) {
+      this.#log.warn({ code: issue.code }, issue.message);
+      for (const l of this.#listeners.health) l(issue);
+    }
     if (tag.type === 18) {
       this.#scriptTag = encodeFlvTag({ ...tag, timestamp: 0 });
       return;
@@ -118,6 +127,11 @@ export class LiveSession implements PublishSession {
       this.#startTranscoder();
     }
     this.#transcoder?.write(encodeFlvTag(tag), { keyframe: tag.type === 9 && tag.keyframe });
+  }
+
+  /** Source codecs and size as seen in the sequence headers. */
+  get sourceInfo(): FlvSourceInfo['info'] {
+    return this.#sourceInfo.info;
   }
 
   #startTranscoder(): void {

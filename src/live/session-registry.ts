@@ -20,12 +20,24 @@ export interface SessionRegistryOptions {
   maxSessions?: number;
 }
 
+/** The live input's `status` while this node holds its session (Cloudflare's shape, plus health). */
 export interface LiveStatusView {
-  state: 'waiting_for_media' | 'starting' | 'live' | 'ended';
-  sessionId: string;
-  startedAt: string;
-  protocol: string;
-  renditions: string[];
+  current: {
+    state: 'connected';
+    statusEnteredAt: string;
+    ingestProtocol: string;
+    health: {
+      videoCodec?: string;
+      audioCodec?: string;
+      width?: number;
+      height?: number;
+      keyframeIntervalSeconds?: number;
+      bframes: boolean;
+      bitrateKbps?: number;
+      renditions: string[];
+      issues: Array<{ code: string; message: string }>;
+    };
+  };
 }
 
 /**
@@ -102,8 +114,17 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
     const hls = session.hls;
     return {
       masterPlaylist: () => hls.masterPlaylist(),
-      mediaPlaylist: (rendition) => hls.mediaPlaylist(rendition),
+      mediaPlaylist: (rendition, skip) => hls.mediaPlaylist(rendition, skip),
+      blockingState: (rendition, msn, part) => hls.blockingState(rendition, msn, part),
+      waitForPlaylist: (rendition, msn, part, signal) => hls.waitForPlaylist(rendition, msn, part, signal),
+      waitForPart: (rendition, file, signal) => hls.waitForPart(rendition, file, signal),
       resource: (rendition, file) => hls.resource(rendition, file),
+      get targetDuration() {
+        return hls.targetDuration;
+      },
+      get partTarget() {
+        return hls.partTarget;
+      },
       get ended() {
         return session.state === 'ended';
       },
@@ -114,15 +135,31 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
     return this.#sessions.get(liveInputUid);
   }
 
+  /** Status of a connected input, or undefined (the stored status then applies). */
   status(liveInputUid: string): LiveStatusView | undefined {
     const s = this.#sessions.get(liveInputUid);
-    if (!s) return undefined;
-    return {
-      state: s.state,
-      sessionId: s.id,
-      startedAt: new Date(s.startedAt).toISOString(),
-      protocol: s.protocol,
+    if (!s || s.state === 'ended') return undefined;
+    const report = s.health.report;
+    const info = s.sourceInfo;
+    const seconds = (Date.now() - s.startedAt) / 1000;
+    const health: LiveStatusView['current']['health'] = {
+      bframes: report.bframes,
       renditions: s.renditions.map((r) => r.name),
+      issues: report.issues,
+      bitrateKbps: seconds > 0 ? Math.round((s.bytesIn * 8) / 1000 / seconds) : 0,
+    };
+    if (report.videoCodec) health.videoCodec = report.videoCodec;
+    if (report.audioCodec) health.audioCodec = report.audioCodec;
+    if (info.video?.width) health.width = info.video.width;
+    if (info.video?.height) health.height = info.video.height;
+    if (report.keyframeIntervalSeconds !== undefined) health.keyframeIntervalSeconds = Math.round(report.keyframeIntervalSeconds * 1000) / 1000;
+    return {
+      current: {
+        state: 'connected',
+        statusEnteredAt: new Date(s.startedAt).toISOString(),
+        ingestProtocol: s.protocol,
+        health,
+      },
     };
   }
 

@@ -57,12 +57,30 @@ export const DeleteRecordingAfterDays = Type.Union([Type.Integer({ minimum: 1, m
   description: 'Days after which recordings are deleted; null keeps them',
 });
 
+/** What the live layer observed about the publisher's media (present while connected). */
+export const IngestHealth = Type.Object(
+  {
+    videoCodec: Type.Optional(Type.String()),
+    audioCodec: Type.Optional(Type.String()),
+    width: Type.Optional(Type.Integer()),
+    height: Type.Optional(Type.Integer()),
+    keyframeIntervalSeconds: Type.Optional(Type.Number()),
+    bframes: Type.Boolean(),
+    bitrateKbps: Type.Optional(Type.Number()),
+    renditions: Type.Array(Type.String()),
+    issues: Type.Array(Type.Object({ code: Type.String(), message: Type.String() })),
+  },
+  { description: 'Source codecs, keyframe interval, B-frames and problems found, while connected' },
+);
+
 export const LiveInputStatus = Type.Union([
   Type.Null(),
   Type.Object({
     current: Type.Object({
       state: Type.Enum([...LIVE_INPUT_STATES]),
       statusEnteredAt: Type.String({ format: 'date-time' }),
+      ingestProtocol: Type.Optional(Type.String()),
+      health: Type.Optional(IngestHealth),
     }),
   }),
 ]);

@@ -83,6 +83,20 @@ describe('bad input never disturbs a running stream', () => {
     );
     for (const a of attempts) expect(a.code).not.toBe(0);
 
+    // --- a publisher with an 8 s GOP and B-frames: reported on the input, still played ---
+    const sloppy = await createLiveInput(server, { meta: { name: 'sloppy encoder' } });
+    const sloppyPub = publishTestStream({
+      url: `${server.rtmpBase}/${sloppy.streamKey}`,
+      seconds: 20,
+      width: 320,
+      height: 240,
+      fps: 15,
+      gop: 120,
+      audio: true,
+      realtime: true,
+      extraOutputArgs: ['-bf', '2'],
+    });
+
     // --- hostile bytes on the RTMP port ---
     expect(await sendAndWaitClose(server.rtmpPort, [Buffer.from('GET / HTTP/1.1\r\n\r\n'.repeat(200))], 10_000)).toBe('closed');
     const c0c1Half = Buffer.alloc(1 + 768, 0x03);
@@ -123,6 +137,22 @@ describe('bad input never disturbs a running stream', () => {
       expect(text).not.toContain('"name": "tributary"');
       expect(text).not.toContain('loadConfig');
     }
+
+    // The sloppy stream plays and its input says what is wrong with it.
+    await waitForHttp200(`${server.httpUrl}/${sloppy.uid}/manifest/video.m3u8`, 30_000);
+    type Health = { issues: Array<{ code: string }>; bframes: boolean; keyframeIntervalSeconds: number };
+    let health: Health | undefined;
+    const healthDeadline = Date.now() + 20_000;
+    while (Date.now() < healthDeadline) {
+      const s = await server.api<{ result: { status: { current: { health?: Health } } } }>('GET', `/v1/live_inputs/${sloppy.uid}`);
+      health = s.body.result.status?.current.health;
+      if (health?.issues.some((i) => i.code === 'ERR_GOP_OUT_OF_RANGE')) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(health?.bframes).toBe(true);
+    expect(health?.issues.map((i) => i.code).sort()).toEqual(['ERR_GOP_OUT_OF_RANGE', 'WARN_BFRAMES']);
+    expect(health?.keyframeIntervalSeconds).toBeGreaterThan(7);
+    sloppyPub.stop();
 
     // --- the good stream kept going the whole time ---
     const later = parseMedia(await waitForHttp200(mediaUrl));

@@ -42,7 +42,13 @@ describe('live end to end: RTMP → FFmpeg → HLS', () => {
     // The live input reports the live session.
     const got = await server.api<{ result: { status: unknown } }>('GET', `/v1/live_inputs/${input.uid}`);
     expect(got.status).toBe(200);
-    expect(got.body.result.status).toMatchObject({ current: { state: 'connected' } });
+    expect(got.body.result.status).toMatchObject({
+      current: {
+        state: 'connected',
+        ingestProtocol: 'rtmp',
+        health: { videoCodec: 'h264', audioCodec: 'aac', width: 854, height: 480, bframes: false, renditions: ['source', '360p'], issues: [] },
+      },
+    });
 
     // ffprobe reads the live master playlist: two H.264 renditions and AAC audio.
     const probe = await ffprobe(masterUrl);
@@ -74,8 +80,13 @@ describe('live end to end: RTMP → FFmpeg → HLS', () => {
     const endedAt = Date.now();
     await server.waitForLog((l) => l.msg === 'session ending' && l.liveInput === input.uid, 10_000);
     expect(Date.now() - endedAt).toBeLessThan(5000);
-    const finalText = await waitForHttp200(mediaUrl);
-    expect(parseMedia(finalText).ended).toBe(true);
+    // FFmpeg gets a moment to flush its last fragments; then the playlists are final.
+    let final = parseMedia(await waitForHttp200(mediaUrl));
+    while (!final.ended && Date.now() - endedAt < 15_000) {
+      await new Promise((r) => setTimeout(r, 200));
+      final = parseMedia(await waitForHttp200(mediaUrl));
+    }
+    expect(final.ended).toBe(true);
 
     // FFmpeg reads the whole recorded window: ~12 s of video.
     const duration = await decodedDuration(variants[0] ? new URL(variants[0].uri, masterUrl).toString() : '');
