@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from './config/schema.ts';
@@ -24,6 +24,8 @@ export interface AppOptions {
 export interface StartedApp {
   httpUrl: string;
   httpPort: number;
+  h2cPort: number | undefined;
+  tlsPort: number | undefined;
   rtmpPort: number | undefined;
   /** Set only on the first start without a configured key: print it once. */
   generatedApiKey: string | undefined;
@@ -38,7 +40,7 @@ export class App {
   readonly log: Logger;
   #embeddedRedis: EmbeddedRedis | undefined;
   #redis: Redis | undefined;
-  #http: FastifyInstance | undefined;
+  #http: FastifyInstance[] = [];
   #rtmp: RtmpServer | undefined;
   #sessions: SessionRegistry | undefined;
   #ready = false;
@@ -111,40 +113,30 @@ export class App {
       },
     });
 
-    // HTTP: API, origin, operations.
-    const http = fastify({
-      loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
-      bodyLimit: config.http.bodyLimitBytes,
-      // Per-request lines would drown the log under playback traffic (every part is a request).
-      logController: new LogController({ disableRequestLogging: true }),
-      return503OnClosing: true,
-      forceCloseConnections: true,
-      frameworkErrors,
-    });
-    this.#http = http;
-    registerErrorHandling(http);
-    await registerOpenApi(http);
-    http.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
-    http.get('/readyz', { schema: { hide: true } }, async (_req, reply) =>
-      this.#ready ? { status: 'ready' } : reply.code(503).send({ status: 'starting' }),
-    );
-
     // The API hands out public URLs that carry the real ports: filled in once everything listens.
     const publicUrls = { rtmp: '', webRTC: '', playbackBase: '' };
     const sessions = this.#sessions;
-    await http.register(apiPlugin, {
-      prefix: '/v1',
-      liveInputs,
-      apiKeys,
-      publicUrls,
-      liveStatus: (uid) => sessions.status(uid),
-      onChange: (uid, change, record) => {
-        // A live session ends when its input is deleted or disabled; a key rotation keeps it.
-        if (change === 'deleted') void sessions.terminate(uid, 'input_deleted');
-        else if (change === 'updated' && record && !record.enabled) void sessions.terminate(uid, 'input_disabled');
-      },
-    });
-    await http.register(originPlugin, { live: sessions });
+    const routes = async (http: FastifyInstance) => {
+      registerErrorHandling(http);
+      await registerOpenApi(http);
+      http.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+      http.get('/readyz', { schema: { hide: true } }, async (_req, reply) =>
+        this.#ready ? { status: 'ready' } : reply.code(503).send({ status: 'starting' }),
+      );
+      await http.register(apiPlugin, {
+        prefix: '/v1',
+        liveInputs,
+        apiKeys,
+        publicUrls,
+        liveStatus: (uid) => sessions.status(uid),
+        onChange: (uid, change, record) => {
+          // A live session ends when its input is deleted or disabled; a key rotation keeps it.
+          if (change === 'deleted') void sessions.terminate(uid, 'input_deleted');
+          else if (change === 'updated' && record && !record.enabled) void sessions.terminate(uid, 'input_disabled');
+        },
+      });
+      await http.register(originPlugin, { live: sessions });
+    };
 
     let rtmpPort: number | undefined;
     if (config.rtmp.enabled) {
@@ -162,21 +154,54 @@ export class App {
       await this.#rtmp.start();
       rtmpPort = this.#rtmp.port;
     }
-    await http.listen({ host: config.host, port: config.http.port });
-    const httpPort = (http.server.address() as { port: number }).port;
+
+    // HTTP/1.1 always; optionally cleartext HTTP/2 (prior knowledge, for load balancers and CDNs
+    // that speak h2c) and TLS with ALPN h2 + http/1.1. Every listener serves the same routes.
+    const httpPort = await this.#listen('http', {}, routes, config.http.port);
+    const h2cPort = config.http.h2cPort >= 0 ? await this.#listen('h2c', { http2: true }, routes, config.http.h2cPort) : undefined;
+    let tlsPort: number | undefined;
+    if (config.http.tls.port >= 0) {
+      const [key, cert] = await Promise.all([readFile(config.http.tls.keyFile), readFile(config.http.tls.certFile)]);
+      tlsPort = await this.#listen('tls', { http2: true, https: { allowHTTP1: true, key, cert } }, routes, config.http.tls.port);
+    }
     const base = publicBaseUrl(config, httpPort);
     publicUrls.playbackBase = base;
     publicUrls.webRTC = `${base}/whip`;
     publicUrls.rtmp = `rtmp://${new URL(base).hostname}:${rtmpPort ?? config.rtmp.port}/${config.rtmp.app}`;
 
     this.#ready = true;
-    log.info({ http: base, rtmpPort }, 'tributary ready');
+    log.info({ http: base, httpPort, h2cPort, tlsPort, rtmpPort }, 'tributary ready');
     return {
       httpUrl: base,
       httpPort,
+      h2cPort,
+      tlsPort,
       rtmpPort,
       generatedApiKey: initial.created ? initial.key : undefined,
     };
+  }
+
+  /** Builds one fastify instance with every route and listens; resolves with the bound port. */
+  async #listen(
+    name: string,
+    serverOptions: Record<string, unknown>,
+    routes: (http: FastifyInstance) => Promise<void>,
+    port: number,
+  ): Promise<number> {
+    const http = fastify({
+      ...serverOptions,
+      loggerInstance: this.log.child({ component: name }) as FastifyBaseLogger,
+      bodyLimit: this.config.http.bodyLimitBytes,
+      // Per-request lines would drown the log under playback traffic (every part is a request).
+      logController: new LogController({ disableRequestLogging: true }),
+      return503OnClosing: true,
+      forceCloseConnections: true,
+      frameworkErrors,
+    }) as unknown as FastifyInstance;
+    this.#http.push(http);
+    await routes(http);
+    await http.listen({ host: this.config.host, port });
+    return (http.server.address() as { port: number }).port;
   }
 
   /** Stops accepting, ends sessions, stops FFmpeg and Redis children. Idempotent. */
@@ -193,7 +218,7 @@ export class App {
       };
       await step('rtmp', () => this.#rtmp?.close());
       await step('sessions', () => this.#sessions?.close());
-      await step('http', () => this.#http?.close());
+      await step('http', () => Promise.all(this.#http.map((h) => h.close())));
       await step('redis client', () => this.#redis?.quit());
       await step('embedded redis', () => this.#embeddedRedis?.close());
       this.log.info('stopped');

@@ -2,8 +2,12 @@ import type { FastifyInstance } from 'fastify';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import type { ApiKeyStore } from '../state/api-key-store.ts';
 import type { LiveInputRepository } from '../state/live-input-repo.ts';
+import type { SigningKeyRepository } from '../state/signing-key-repo.ts';
+import type { TokenSigner } from '../access/token-signer.ts';
 import { bearerAuth } from './auth.ts';
 import { registerErrorHandling } from './errors.ts';
+import { keyRoutes } from './key-routes.ts';
+import { tokenRoutes } from './token-routes.ts';
 import { liveInputRoutes, type LiveInputRoutesOptions, type PublicUrls } from './live-input-routes.ts';
 import type { LiveStatusView } from './schemas.ts';
 
@@ -17,6 +21,10 @@ export interface ApiPluginOptions {
   /** Optional hook from the live layer: the current state of a connected input. */
   liveStatus?: (uid: string) => LiveStatusView | undefined;
   onChange?: LiveInputRoutesOptions['onChange'];
+  /** Enables `/keys` (create / list / revoke signing keys). */
+  signingKeys?: SigningKeyRepository;
+  /** Enables `POST /live_inputs/{uid}/token` and `POST /videos/{uid}/token`. */
+  tokens?: { signer: TokenSigner; videoExists?: (uid: string) => Promise<boolean> };
 }
 
 export const API_BODY_LIMIT = 64 * 1024;
@@ -56,4 +64,12 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
     ...(opts.liveStatus ? { liveStatus: opts.liveStatus } : {}),
     ...(opts.onChange ? { onChange: opts.onChange } : {}),
   });
+  if (opts.signingKeys) await app.register(keyRoutes, { signingKeys: opts.signingKeys });
+  if (opts.tokens) {
+    await app.register(tokenRoutes, {
+      liveInputs: opts.liveInputs,
+      signer: opts.tokens.signer,
+      videoExists: opts.tokens.videoExists,
+    });
+  }
 }

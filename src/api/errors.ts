@@ -15,6 +15,10 @@ export const API_ERRORS = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Content-Type must be application/json' },
   STATE_UNAVAILABLE: { status: 503, message: 'The state store is unavailable; retry shortly' },
   INTERNAL: { status: 500, message: 'Internal error' },
+  SIGNING_KEY_NOT_FOUND: { status: 404, message: 'Signing key not found' },
+  VIDEO_NOT_FOUND: { status: 404, message: 'Video not found' },
+  ACCESS_RULES_INVALID: { status: 400, message: 'The access rules are not valid' },
+  TOKEN_EXP_INVALID: { status: 400, message: 'The token expiry (exp / nbf) is not valid' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;

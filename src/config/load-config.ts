@@ -156,6 +156,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   if (config.http.port !== 0 && config.rtmp.enabled && config.http.port === config.rtmp.port) {
     throw new ConfigError('http.port and rtmp.port must differ');
   }
+  if (config.http.tls.port >= 0 && (!config.http.tls.certFile || !config.http.tls.keyFile)) {
+    throw new ConfigError('http.tls.certFile and http.tls.keyFile are required when http.tls.port is set');
+  }
   const names = config.transcode.ladder.map((r) => r.name);
   if (new Set(names).size !== names.length || names.includes('source')) {
     throw new ConfigError('transcode.ladder: rendition names must be unique and not "source"');

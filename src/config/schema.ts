@@ -37,6 +37,15 @@ export const ConfigSchema = Type.Object(
         port: Type.Integer({ default: 8080, minimum: 0, maximum: 65535 }),
         bodyLimitBytes: Type.Integer({ default: 65_536, minimum: 1024, maximum: 16 * 1024 * 1024 }),
         shutdownGraceMs: Type.Integer({ default: 5000, minimum: 0, maximum: 120_000 }),
+        h2cPort: Type.Integer({ default: -1, minimum: -1, maximum: 65535, description: 'Cleartext HTTP/2; -1 off.' }),
+        tls: Type.Object(
+          {
+            port: Type.Integer({ default: -1, minimum: -1, maximum: 65535, description: 'HTTPS (h2 + http/1.1); -1 off.' }),
+            certFile: Type.String({ default: '' }),
+            keyFile: Type.String({ default: '' }),
+          },
+          closed,
+        ),
       },
       closed,
     ),

@@ -67,6 +67,15 @@ export interface MediaPlaylistModel {
   openParts?: PlaylistPart[];
   /** Init segment of the segment in progress, if it has no complete segment yet to carry its EXT-X-MAP. */
   openMapUri?: string;
+  /** Wall clock of the segment in progress (ms since epoch), rendered before its parts. */
+  openProgramDateTime?: number;
+  /** The segment in progress follows a discontinuity. */
+  openDiscontinuity?: boolean;
+  /**
+   * With `skippedSegments`: the answer to `_HLS_skip=v2`, whose EXT-X-SKIP must carry
+   * RECENTLY-REMOVED-DATERANGES (tab-separated IDs, possibly none) and needs version 10.
+   */
+  recentlyRemovedDateRanges?: string[];
   partTarget?: number;
   serverControl?: ServerControl;
   preloadHint?: PreloadHint;
@@ -93,8 +102,10 @@ export interface MasterPlaylistModel {
 export function renderMediaPlaylist(model: MediaPlaylistModel): string {
   const lines: string[] = ['#EXTM3U'];
   const skipped = model.skippedSegments ?? 0;
-  // Version 6 for EXT-X-MAP without I-FRAMES-ONLY, 9 for EXT-X-SKIP (rfc8216bis section 8).
-  lines.push(`#EXT-X-VERSION:${model.version ?? (skipped > 0 ? 9 : 6)}`);
+  const removedDateRanges = skipped > 0 ? model.recentlyRemovedDateRanges : undefined;
+  // Version 6 for EXT-X-MAP without I-FRAMES-ONLY, 9 for EXT-X-SKIP, 10 for an EXT-X-SKIP that
+  // stands for skipped date ranges too (rfc8216bis section 8).
+  lines.push(`#EXT-X-VERSION:${model.version ?? (removedDateRanges ? 10 : skipped > 0 ? 9 : 6)}`);
   lines.push(`#EXT-X-TARGETDURATION:${targetDuration(model)}`);
   if (model.serverControl) lines.push(renderServerControl(model.serverControl));
   if (model.partTarget !== undefined) lines.push(`#EXT-X-PART-INF:PART-TARGET=${decimal(model.partTarget)}`);
@@ -104,7 +115,10 @@ export function renderMediaPlaylist(model: MediaPlaylistModel): string {
   }
   if (model.playlistType) lines.push(`#EXT-X-PLAYLIST-TYPE:${model.playlistType}`);
   if (model.independentSegments ?? true) lines.push('#EXT-X-INDEPENDENT-SEGMENTS');
-  if (skipped > 0) lines.push(`#EXT-X-SKIP:SKIPPED-SEGMENTS=${integer(skipped)}`);
+  if (skipped > 0) {
+    const removed = removedDateRanges ? `,RECENTLY-REMOVED-DATERANGES=${quoted(removedDateRanges.join('\t'))}` : '';
+    lines.push(`#EXT-X-SKIP:SKIPPED-SEGMENTS=${integer(skipped)}${removed}`);
+  }
 
   let mapUri: string | undefined;
   for (const segment of model.segments) {
@@ -121,8 +135,13 @@ export function renderMediaPlaylist(model: MediaPlaylistModel): string {
     lines.push(`#EXTINF:${segment.duration.toFixed(5)},`);
     lines.push(uriLine(segment.uri));
   }
-  if (model.openMapUri !== undefined && model.openMapUri !== mapUri && (model.openParts?.length || model.preloadHint)) {
+  const openHasParts = (model.openParts?.length ?? 0) > 0;
+  if (openHasParts && model.openDiscontinuity) lines.push('#EXT-X-DISCONTINUITY');
+  if (model.openMapUri !== undefined && model.openMapUri !== mapUri && (openHasParts || model.preloadHint)) {
     lines.push(`#EXT-X-MAP:URI=${quoted(model.openMapUri)}`);
+  }
+  if (openHasParts && model.openProgramDateTime !== undefined) {
+    lines.push(`#EXT-X-PROGRAM-DATE-TIME:${new Date(model.openProgramDateTime).toISOString()}`);
   }
   for (const part of model.openParts ?? []) lines.push(renderPart(part));
   if (model.preloadHint) lines.push(renderPreloadHint(model.preloadHint));

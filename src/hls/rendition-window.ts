@@ -31,13 +31,27 @@ const INIT_NAME = new RegExp(`^init-([0-9a-z]{4,32})(?:-([1-9][0-9]{0,8}))?\\.mp
 const SEGMENT_NAME = new RegExp(`^seg-([0-9a-z]{4,32})-${NUM}\\.m4s$`);
 const PART_NAME = new RegExp(`^part-([0-9a-z]{4,32})-${NUM}-${NUM}\\.m4s$`);
 
+interface OpenSegment {
+  msn: number;
+  parts: Part[];
+  /** Wall clock of its first part, ms since epoch. */
+  programDateTime: number;
+  duration: number;
+}
+
+/** A position in the stream: a part of a segment. */
+export interface PartPosition {
+  msn: number;
+  part: number;
+}
+
 export class RenditionWindow {
   readonly prefix: string;
   readonly maxSegments: number;
   #segments: WindowSegment[] = [];
   #inits: InitEntry[] = [];
   #initVersion = -1;
-  #open: { msn: number; parts: Part[] } | undefined;
+  #open: OpenSegment | undefined;
   #pendingDiscontinuity = false;
   #mediaSequence = 0;
   #discontinuitySequence = 0;
@@ -68,8 +82,58 @@ export class RenditionWindow {
     return this.#inits[this.#inits.length - 1]?.name;
   }
 
-  get openSegment(): { msn: number; parts: readonly Part[] } | undefined {
+  get openSegment(): Readonly<OpenSegment> | undefined {
     return this.#open;
+  }
+
+  /** The segment in progress starts a discontinuity (its parts follow an FFmpeg restart). */
+  get openDiscontinuity(): boolean {
+    return this.#open !== undefined && this.#pendingDiscontinuity;
+  }
+
+  /** MSN of the last complete segment, -1 before the first. */
+  get lastMsn(): number {
+    return this.#segments[this.#segments.length - 1]?.msn ?? this.#mediaSequence - 1;
+  }
+
+  /** The newest part, in the open segment or else the last complete one. */
+  get lastPart(): PartPosition | undefined {
+    if (this.#open && this.#open.parts.length > 0) return { msn: this.#open.msn, part: this.#open.parts.length - 1 };
+    const last = this.#segments[this.#segments.length - 1];
+    return last ? { msn: last.msn, part: last.parts.length - 1 } : undefined;
+  }
+
+  /**
+   * Blocking reload (rfc8216bis 6.2.5.2): true once the playlist holds segment `msn` complete
+   * (no part given) or part `part` of segment `msn` or later. A part index past the last part of
+   * a complete segment means part 0 of the next one. A segment that has already left the window
+   * counts as reached: the client gets the whole current playlist.
+   */
+  reached(msn: number, part?: number): boolean {
+    const last = this.lastMsn;
+    if (part === undefined) return last >= msn;
+    if (msn <= last) {
+      const segment = this.#segment(msn);
+      if (segment && part >= segment.parts.length) return this.reached(msn + 1, 0);
+      return true;
+    }
+    const open = this.#open;
+    if (!open) return false;
+    return open.msn > msn || (open.msn === msn && open.parts.length > part);
+  }
+
+  /** True once part (`msn`, `part`) exists or never will (its segment closed without it, or moved on). */
+  partSettled(msn: number, part: number): boolean {
+    if (msn <= this.lastMsn) return true;
+    const open = this.#open;
+    return open !== undefined && (open.msn > msn || (open.msn === msn && open.parts.length > part));
+  }
+
+  /** Position named by a part file name of this window (any MSN), or undefined. */
+  parsePartName(name: string): PartPosition | undefined {
+    const m = PART_NAME.exec(name);
+    if (!m || m[1] !== this.prefix) return undefined;
+    return { msn: Number(m[2]), part: Number(m[3]) };
   }
 
   /**
@@ -92,10 +156,11 @@ export class RenditionWindow {
     this.#pendingDiscontinuity = true;
   }
 
-  /** A part of the segment in progress arrived. */
-  addPart(msn: number, part: Part): void {
-    if (!this.#open || this.#open.msn !== msn) this.#open = { msn, parts: [] };
+  /** A part of the segment in progress arrived; `programDateTime` is the segment's (ms since epoch). */
+  addPart(msn: number, part: Part, programDateTime = 0): void {
+    if (!this.#open || this.#open.msn !== msn) this.#open = { msn, parts: [], programDateTime, duration: 0 };
     this.#open.parts.push(part);
+    this.#open.duration += part.duration;
   }
 
   /** A segment completed; older segments beyond `maxSegments` leave the window. */

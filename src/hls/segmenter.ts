@@ -66,13 +66,12 @@ export class Segmenter {
   }
 
   /** The segment being filled, if any: its MSN and parts so far. */
-  get openSegment(): { msn: number; parts: readonly Part[]; duration: number } | undefined {
+  get openSegment(): { msn: number; parts: readonly Part[]; duration: number; programDateTime: number } | undefined {
     return this.#open;
   }
 
   push(fragment: Mp4Fragment, wallClockMs: number): SegmenterEvent[] {
     const events: SegmenterEvent[] = [];
-    const duration = fragmentDurationSeconds(fragment);
     const independent = fragment.independent;
     if (this.#open && independent && this.#open.duration >= this.targetSegmentDuration - DURATION_TOLERANCE) {
       events.push(this.#close());
@@ -82,10 +81,36 @@ export class Segmenter {
       if (!independent) return events;
       this.#open = { msn: this.#nextMsn++, parts: [], duration: 0, programDateTime: wallClockMs };
     }
-    const part: Part = { index: this.#open.parts.length, duration, independent, data: fragment.data };
-    this.#open.parts.push(part);
-    this.#open.duration += duration;
-    events.push({ type: 'part', msn: this.#open.msn, partIndex: part.index, part });
+    events.push(this.#append(this.#open, fragment));
+    return events;
+  }
+
+  #append(open: OpenSegment, fragment: Mp4Fragment): SegmenterEvent {
+    const duration = fragmentDurationSeconds(fragment);
+    const part: Part = { index: open.parts.length, duration, independent: fragment.independent, data: fragment.data };
+    open.parts.push(part);
+    open.duration += duration;
+    return { type: 'part', msn: open.msn, partIndex: part.index, part };
+  }
+
+  /**
+   * Like `push`, but the segment boundary is decided by the caller (a rendition following another
+   * one's timeline): with `boundary`, the fragment (which must be independent) opens segment
+   * `boundary.msn`; without, it joins the open segment, or is dropped when none is open.
+   */
+  pushFollowing(
+    fragment: Mp4Fragment,
+    boundary: { msn: number; programDateTime: number } | undefined,
+  ): SegmenterEvent[] {
+    const events: SegmenterEvent[] = [];
+    if (boundary && fragment.independent) {
+      if (this.#open) events.push(this.#close());
+      if (boundary.msn < this.#nextMsn) throw new RangeError(`segment ${boundary.msn} is not after ${this.#nextMsn - 1}`);
+      this.#open = { msn: boundary.msn, parts: [], duration: 0, programDateTime: boundary.programDateTime };
+      this.#nextMsn = boundary.msn + 1;
+    }
+    if (!this.#open) return events;
+    events.push(this.#append(this.#open, fragment));
     return events;
   }
 

@@ -91,6 +91,7 @@ export class LiveSession implements PublishSession {
       // A random prefix per session: a CDN can never serve one session's part for another's.
       prefix: randomBytes(4).toString('hex'),
       segmentTarget: opts.settings.segmentTargetSeconds,
+      partTarget: opts.settings.partTargetSeconds,
       windowSegments: opts.settings.windowSegments,
     });
   }

@@ -1,8 +1,15 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { LivePlayback } from './live-playback.ts';
+import { gzipSync } from 'node:zlib';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { parseHlsQuery } from './hls-query.ts';
+import type { HlsStreamView, HoldResult, LivePlayback } from './live-playback.ts';
 
 export interface OriginOptions {
   live: LivePlayback;
+  /**
+   * Longest hold of a blocking request before 503, ms. Default: three target durations of the
+   * stream (rfc8216bis 6.2.5.2).
+   */
+  maxHoldMs?: number;
 }
 
 // Ids are 32 hex chars (live input or video uid). Rendition names and file names are checked
@@ -14,23 +21,52 @@ const FILE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
 
 export const CACHE = {
-  // Live playlists change every part; let a CDN absorb bursts without serving stale media.
+  /**
+   * A playlist without delivery directives changes with every part. HTTP ages are whole seconds:
+   * one second is the least that still lets a CDN collapse a burst of requests.
+   */
   livePlaylist: 'public, max-age=1',
+  /**
+   * A blocking reload's URL names the part it waited for, so its answer stays right for as long
+   * as the parts it lists remain downloadable: three target durations (6.2.2).
+   */
+  blockingPlaylist: (targetDuration: number) => `public, max-age=${Math.max(1, Math.round(3 * targetDuration))}`,
   endedPlaylist: 'public, max-age=60',
   // Media file names carry a random per-session prefix and never change content.
   media: 'public, max-age=31536000, immutable',
+  error: 'no-cache',
   notFound: 'no-cache',
 } as const;
 
-function notFound(reply: FastifyReply, message = 'no such stream or file'): FastifyReply {
+/** Why a held request stopped waiting. */
+const GONE = new Error('client disconnected');
+const TIMEOUT = new Error('blocking request timed out');
+const SHUTDOWN = new Error('server shutting down');
+
+/** Gzipped playlists by text: the requests released by one new part all get the same text. */
+const GZIP_CACHE_SIZE = 64;
+
+function errorReply(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
   return reply
-    .code(404)
-    .header('cache-control', CACHE.notFound)
-    .send({ success: false, errors: [{ code: 'NOT_FOUND', message }] });
+    .code(status)
+    .header('cache-control', status === 404 ? CACHE.notFound : CACHE.error)
+    .send({ success: false, errors: [{ code, message }] });
+}
+
+function notFound(reply: FastifyReply, message = 'no such stream or file'): FastifyReply {
+  return errorReply(reply, 404, 'NOT_FOUND', message);
 }
 
 /** Playback of live streams: `/{id}/manifest/video.m3u8` and everything under it. */
 export async function originPlugin(app: FastifyInstance, opts: OriginOptions): Promise<void> {
+  const held = new Set<AbortController>();
+  const gzipCache = new Map<string, Buffer>();
+
+  // Shutdown must not wait for held requests to time out: answer them now (503, retry elsewhere).
+  app.addHook('preClose', async () => {
+    for (const controller of held) controller.abort(SHUTDOWN);
+  });
+
   app.addHook('onSend', async (_req, reply, payload) => {
     reply.header('access-control-allow-origin', '*');
     reply.header('access-control-expose-headers', 'Content-Length, Age');
@@ -46,16 +82,66 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
       .send(),
   );
 
+  /**
+   * Holds a request until `wait` settles, the client leaves, the hold limit passes or the server
+   * shuts down. Returns the wait's result, or the reason it was cut short.
+   */
+  async function hold(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    stream: HlsStreamView,
+    wait: (signal: AbortSignal) => Promise<HoldResult> | undefined,
+  ): Promise<HoldResult | Error | undefined> {
+    const controller = new AbortController();
+    const waiting = wait(controller.signal);
+    if (!waiting) return undefined;
+    // The response closing before it was sent means the client went away: free its waiter now.
+    const onClose = () => {
+      if (!reply.raw.writableFinished) controller.abort(GONE);
+    };
+    reply.raw.once('close', onClose);
+    if (req.raw.destroyed) controller.abort(GONE);
+    const timer = setTimeout(() => controller.abort(TIMEOUT), opts.maxHoldMs ?? 3000 * stream.targetDuration);
+    held.add(controller);
+    try {
+      return await waiting;
+    } catch (error) {
+      if (error === GONE || error === TIMEOUT || error === SHUTDOWN) return error as Error;
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      held.delete(controller);
+      reply.raw.off('close', onClose);
+    }
+  }
+
+  function sendPlaylist(req: FastifyRequest, reply: FastifyReply, text: string, cacheControl: string): FastifyReply {
+    reply.type(PLAYLIST_TYPE).header('cache-control', cacheControl).header('vary', 'Accept-Encoding');
+    // 6.2.1: playlists SHOULD go gzipped to clients that accept it.
+    if (!acceptsGzip(req.headers['accept-encoding'])) return reply.send(text);
+    let body = gzipCache.get(text);
+    if (!body) {
+      body = gzipSync(text);
+      gzipCache.set(text, body);
+      if (gzipCache.size > GZIP_CACHE_SIZE) gzipCache.delete(gzipCache.keys().next().value as string);
+    }
+    return reply.header('content-encoding', 'gzip').send(body);
+  }
+
+  function heldFailed(reply: FastifyReply, outcome: Error): FastifyReply {
+    // A client that left gets nothing it could read; the reply only closes out the request.
+    if (outcome === SHUTDOWN) return errorReply(reply, 503, 'SHUTTING_DOWN', 'server is shutting down');
+    if (outcome === TIMEOUT) return errorReply(reply, 503, 'NOT_YET_AVAILABLE', 'the requested part did not arrive in time');
+    return errorReply(reply, 503, 'CLIENT_GONE', 'client disconnected');
+  }
+
   app.get<{ Params: { id: string } }>('/:id/manifest/video.m3u8', async (req, reply) => {
     const { id } = req.params;
     if (!ID.test(id)) return notFound(reply);
     const stream = opts.live.stream(id);
     const text = stream?.masterPlaylist();
     if (!stream || text === undefined) return notFound(reply, 'stream is not live');
-    return reply
-      .type(PLAYLIST_TYPE)
-      .header('cache-control', stream.ended ? CACHE.endedPlaylist : CACHE.livePlaylist)
-      .send(text);
+    return sendPlaylist(req, reply, text, stream.ended ? CACHE.endedPlaylist : CACHE.livePlaylist);
   });
 
   app.get<{ Params: { id: string; rendition: string; file: string } }>(
@@ -65,19 +151,67 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
       if (!ID.test(id) || !RENDITION.test(rendition) || !FILE.test(file) || file.includes('..')) {
         return notFound(reply);
       }
+      if (file.endsWith('.m3u8')) return mediaPlaylist(req, reply, id, rendition);
+
       const stream = opts.live.stream(id);
       if (!stream) return notFound(reply, 'stream is not live');
-      if (file.endsWith('.m3u8')) {
-        const text = stream.mediaPlaylist(rendition);
-        if (text === undefined) return notFound(reply);
-        return reply
-          .type(PLAYLIST_TYPE)
-          .header('cache-control', stream.ended ? CACHE.endedPlaylist : CACHE.livePlaylist)
-          .send(text);
+      let resource = stream.resource(rendition, file);
+      if (!resource) {
+        // The preload-hinted part: held until it is complete, then sent whole (6.2.6).
+        const outcome = await hold(req, reply, stream, (signal) => stream.waitForPart(rendition, file, signal));
+        if (outcome instanceof Error) return heldFailed(reply, outcome);
+        if (outcome !== undefined) resource = stream.resource(rendition, file);
       }
-      const resource = stream.resource(rendition, file);
       if (!resource) return notFound(reply);
       return reply.type(resource.contentType).header('cache-control', CACHE.media).send(resource.body);
     },
   );
+
+  async function mediaPlaylist(req: FastifyRequest, reply: FastifyReply, id: string, rendition: string) {
+    const rawUrl = req.raw.url ?? '';
+    const q = rawUrl.indexOf('?');
+    const parsed = parseHlsQuery(q >= 0 ? rawUrl.slice(q + 1) : '');
+    if (!parsed.ok) return errorReply(reply, 400, 'BAD_DELIVERY_DIRECTIVE', parsed.message);
+    const { msn, part, skip } = parsed.directives;
+
+    const stream = opts.live.stream(id);
+    if (!stream) return notFound(reply, 'stream is not live');
+    let blocking = false;
+    if (msn !== undefined) {
+      const state = stream.blockingState(rendition, msn, part);
+      if (state === undefined) return notFound(reply);
+      if (state === 'too-far') {
+        return errorReply(reply, 400, 'BAD_DELIVERY_DIRECTIVE', 'the requested segment or part is too far ahead');
+      }
+      if (state === 'wait') {
+        const outcome = await hold(req, reply, stream, (signal) => stream.waitForPlaylist(rendition, msn, part, signal));
+        if (outcome instanceof Error) return heldFailed(reply, outcome);
+      }
+      blocking = true;
+    }
+    const text = stream.mediaPlaylist(rendition, skip);
+    if (text === undefined) return notFound(reply);
+    const cacheControl = stream.ended
+      ? CACHE.endedPlaylist
+      : blocking
+        ? CACHE.blockingPlaylist(stream.targetDuration)
+        : CACHE.livePlaylist;
+    return sendPlaylist(req, reply, text, cacheControl);
+  }
+}
+
+/** Accept-Encoding allows gzip: listed (or `*`) with a non-zero q. */
+export function acceptsGzip(header: string | string[] | undefined): boolean {
+  if (header === undefined) return false;
+  const value = Array.isArray(header) ? header.join(',') : header;
+  let star = false;
+  for (const item of value.split(',')) {
+    const [coding = '', ...params] = item.trim().toLowerCase().split(';');
+    const qParam = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    const q = qParam === undefined ? 1 : Number(qParam.slice(2));
+    const accepted = Number.isFinite(q) && q > 0;
+    if (coding.trim() === 'gzip' || coding.trim() === 'x-gzip') return accepted;
+    if (coding.trim() === '*') star = accepted;
+  }
+  return star;
 }

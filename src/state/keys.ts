@@ -12,6 +12,12 @@ export interface RedisKeys {
   streamKeyIndex(keyHash: string): string;
   /** Hash: SHA-256 (hex) of an API key → JSON metadata. Plaintext keys are never stored. */
   apiKeys(): string;
+  /** Hash: signing key id → JSON public record (public JWK only), including the internal key's. */
+  signingKeys(): string;
+  /** String: JSON of this deployment's internal signing key, private JWK included (server-side signing). */
+  internalSigningKey(): string;
+  /** Pub/sub channel: a revoked signing key id, so every node drops it and its cached tokens at once. */
+  signingKeyRevocations(): string;
 }
 
 export const DEFAULT_KEY_PREFIX = 'trib:';
@@ -23,5 +29,8 @@ export function createRedisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys 
     liveInputIndex: () => `${prefix}live_inputs`,
     streamKeyIndex: (keyHash) => `${prefix}stream_key:${keyHash}`,
     apiKeys: () => `${prefix}api_keys`,
+    signingKeys: () => `${prefix}signing_keys`,
+    internalSigningKey: () => `${prefix}signing_key_internal`,
+    signingKeyRevocations: () => `${prefix}signing_key_revoked`,
   };
 }

@@ -144,11 +144,18 @@ function audioArgs(r: RenditionSpec, opts: LiveArgsOptions): string[] {
  * duration (frag_duration, µs), whichever comes first. `flush_packets 1` pushes each fragment out
  * of FFmpeg's 32 KiB I/O buffer as soon as it is written instead of when the buffer fills.
  */
+export function fragmentDurationMicros(partDurationSeconds: number): number {
+  // The muxer closes a fragment at the first frame that reaches frag_duration, so fragments run up
+  // to one frame long. Asking for one 24 fps frame less keeps every fragment within the part
+  // target (LL-HLS: a part must never exceed PART-TARGET) at any frame rate of 24 fps or more.
+  return Math.round(Math.max(partDurationSeconds / 2, partDurationSeconds - 1 / 24) * 1_000_000);
+}
+
 function fragmentedMp4Args(partDurationSeconds: number): string[] {
   return [
     '-f', 'mp4',
     '-movflags', '+frag_keyframe+empty_moov+default_base_moof+skip_trailer',
-    '-frag_duration', String(Math.round(partDurationSeconds * 1_000_000)),
+    '-frag_duration', String(fragmentDurationMicros(partDurationSeconds)),
     '-flush_packets', '1',
   ];
 }

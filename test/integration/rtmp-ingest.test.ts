@@ -20,6 +20,7 @@ import { FlvSourceInfo } from '../../src/media/flv-source-info.ts';
 import { encodeFlvHeader, encodeFlvTag } from '../../src/media/flv-tags.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { FFMPEG, publishTestStream } from '../helpers/ffmpeg-publish.ts';
+import { selfSignedCert } from '../helpers/tls.ts';
 
 const run = promisify(execFile);
 const nmsAmf = createRequire(import.meta.url)('node-media-server/src/protocol/amf.js') as {
@@ -135,12 +136,6 @@ function withTimeout<T>(promise: Promise<T>, ms: number, label: string): Promise
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-async function selfSigned(dir: string): Promise<{ key: Buffer; cert: Buffer }> {
-  const key = join(dir, 'key.pem');
-  const cert = join(dir, 'cert.pem');
-  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1']);
-  return { key: await readFile(key), cert: await readFile(cert) };
-}
 
 describe('RTMP ingest', () => {
   const logLines: string[] = [];
@@ -316,7 +311,7 @@ describe('RTMP ingest', () => {
   it('serves RTMPS with the same code path', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'rtmps-'));
     const tlsHandler = new TestHandler();
-    const tlsServer = new RtmpServer({ host: '127.0.0.1', port: 0, handler: tlsHandler, logger: createLogger({ level: 'silent' }), tls: await selfSigned(dir) });
+    const tlsServer = new RtmpServer({ host: '127.0.0.1', port: 0, handler: tlsHandler, logger: createLogger({ level: 'silent' }), tls: await selfSignedCert() });
     try {
       await tlsServer.start();
       const exit = await publishTestStream({ url: `rtmps://127.0.0.1:${tlsServer.port}/live/good-key`, seconds: 1, width: 160, height: 120, fps: 10 }).exited;

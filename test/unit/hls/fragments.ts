@@ -6,8 +6,8 @@ export const VIDEO_TIMESCALE = 90_000;
 
 let sequence = 0;
 
-/** A fragment of `seconds` of 24 fps video (and matching audio), its bytes tagged for identification. */
-export function fragment(seconds: number, independent: boolean, bytes = 100, tag = 0): Mp4Fragment {
+/** A fragment of `seconds` of 24 fps video (and matching audio) starting at media time `start`, its bytes tagged for identification. */
+export function fragment(seconds: number, independent: boolean, bytes = 100, tag = 0, start = 0): Mp4Fragment {
   sequence++;
   const data = Buffer.alloc(bytes, tag & 0xff);
   data.writeUInt32BE(sequence, 0);
@@ -20,7 +20,7 @@ export function fragment(seconds: number, independent: boolean, bytes = 100, tag
         trackId: 1,
         kind: 'video',
         timescale: VIDEO_TIMESCALE,
-        baseMediaDecodeTime: 0,
+        baseMediaDecodeTime: Math.round(start * VIDEO_TIMESCALE),
         duration: Math.round(seconds * VIDEO_TIMESCALE),
         sampleCount: Math.round(seconds * 24),
         firstSampleIsSync: independent,
@@ -29,7 +29,7 @@ export function fragment(seconds: number, independent: boolean, bytes = 100, tag
         trackId: 2,
         kind: 'audio',
         timescale: 48_000,
-        baseMediaDecodeTime: 0,
+        baseMediaDecodeTime: Math.round(start * 48_000),
         duration: Math.round(seconds * 48_000),
         sampleCount: Math.round((seconds * 48_000) / 1024),
         firstSampleIsSync: true,
@@ -38,13 +38,24 @@ export function fragment(seconds: number, independent: boolean, bytes = 100, tag
   };
 }
 
-/** `gops` GOPs of `partsPerGop` parts of `partSeconds` each, a keyframe at the start of each GOP. */
-export function gops(gopCount: number, partsPerGop: number, partSeconds: number, bytes = 100): Mp4Fragment[] {
+/**
+ * `gops` GOPs of `partsPerGop` parts of `partSeconds` each, a keyframe at the start of each GOP,
+ * media time running from `start` seconds.
+ */
+export function gops(gopCount: number, partsPerGop: number, partSeconds: number, bytes = 100, start = 0): Mp4Fragment[] {
   const out: Mp4Fragment[] = [];
   for (let g = 0; g < gopCount; g++) {
-    for (let p = 0; p < partsPerGop; p++) out.push(fragment(partSeconds, p === 0, bytes));
+    for (let p = 0; p < partsPerGop; p++) {
+      out.push(fragment(partSeconds, p === 0, bytes, 0, start + (g * partsPerGop + p) * partSeconds));
+    }
   }
   return out;
+}
+
+/** Media end time of a list of fragments (start of the last plus its duration), seconds. */
+export function endTime(fragments: readonly Mp4Fragment[]): number {
+  const last = fragments[fragments.length - 1]?.tracks[0];
+  return last ? (last.baseMediaDecodeTime + last.duration) / last.timescale : 0;
 }
 
 export function init(tag = 1, codec = 'avc1.64001f'): Mp4Init {

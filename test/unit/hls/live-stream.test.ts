@@ -1,9 +1,11 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { HlsLiveStream } from '../../../src/hls/live-stream.ts';
 import type { LiveSegmentEvent } from '../../../src/hls/live-stream.ts';
 import type { Mp4Fragment } from '../../../src/media/mp4-types.ts';
 import { gops, init } from './fragments.ts';
 
+const golden = (name: string) => readFileSync(new URL(`../../fixtures/hls/${name}`, import.meta.url), 'utf8');
 const PREFIX = 'ab12cd34';
 const T0 = Date.parse('2024-03-01T12:00:00.000Z');
 
@@ -33,36 +35,20 @@ describe('HlsLiveStream', () => {
     stream.pushInit('360p', init(2, 'avc1.42c01e'));
     push('720p', segments(1)); // still open: no keyframe after it yet
     expect(stream.mediaPlaylist('720p')).toBeUndefined();
-    push('720p', gops(1, 1, 0.25));
+    push('720p', gops(1, 1, 0.25, 100, 2));
     expect(stream.mediaPlaylist('720p')).toContain('seg-ab12cd34-0.m4s');
     expect(stream.masterPlaylist()).toBeUndefined();
-    push('360p', [...segments(1), ...gops(1, 1, 0.25)]);
+    push('360p', [...segments(1), ...gops(1, 1, 0.25, 100, 2)]);
     expect(stream.ready).toBe(true);
     expect(stream.masterPlaylist()).toContain('360p/index.m3u8');
   });
 
-  it('renders the media playlist of a live window', () => {
+  it('renders the LL-HLS media playlist of a live window (golden live-window.m3u8)', () => {
     const { stream, push } = setup();
     stream.addRendition('720p');
     stream.pushInit('720p', init());
-    push('720p', [...segments(2), ...gops(1, 1, 0.25)]);
-    expect(stream.mediaPlaylist('720p')).toBe(
-      [
-        '#EXTM3U',
-        '#EXT-X-VERSION:6',
-        '#EXT-X-TARGETDURATION:2',
-        '#EXT-X-MEDIA-SEQUENCE:0',
-        '#EXT-X-INDEPENDENT-SEGMENTS',
-        '#EXT-X-MAP:URI="init-ab12cd34.mp4"',
-        '#EXT-X-PROGRAM-DATE-TIME:2024-03-01T12:00:00.000Z',
-        '#EXTINF:2.00000,',
-        'seg-ab12cd34-0.m4s',
-        '#EXT-X-PROGRAM-DATE-TIME:2024-03-01T12:00:02.000Z',
-        '#EXTINF:2.00000,',
-        'seg-ab12cd34-1.m4s',
-        '',
-      ].join('\n'),
-    );
+    push('720p', [...segments(2), ...gops(1, 1, 0.25, 100, 4)]);
+    expect(stream.mediaPlaylist('720p')).toBe(golden('live-window.m3u8'));
   });
 
   it('slides the window and forgets segments that left it', () => {
@@ -133,10 +119,10 @@ describe('HlsLiveStream', () => {
         '#EXT-X-DISCONTINUITY',
         '#EXT-X-MAP:URI="init-ab12cd34-1.mp4"',
         '#EXT-X-PROGRAM-DATE-TIME:2024-03-01T12:00:07.500Z',
-        '#EXTINF:2.00000,',
-        'seg-ab12cd34-2.m4s',
+        '#EXT-X-PART:DURATION=0.25000,URI="part-ab12cd34-2-0.m4s",INDEPENDENT=YES',
       ].join('\n'),
     );
+    expect(playlist).toContain('#EXTINF:2.00000,\nseg-ab12cd34-2.m4s\n');
     expect(playlist).not.toContain('DISCONTINUITY-SEQUENCE');
     expect(stream.resource('720p', `init-${PREFIX}.mp4`)?.body.toString()).toBe('init-1');
     expect(stream.resource('720p', `init-${PREFIX}-1.mp4`)?.body.toString()).toBe('init-2');

@@ -72,7 +72,7 @@ describe('buildLiveArgs outputs', () => {
       expect(value(out, '-f')).toBe('mp4');
       const movflags = value(out, '-movflags') ?? '';
       for (const flag of ['frag_keyframe', 'empty_moov', 'default_base_moof']) expect(movflags).toContain(flag);
-      expect(value(out, '-frag_duration')).toBe('250000');
+      expect(value(out, '-frag_duration')).toBe('208333'); // 0.25 s minus one 24 fps frame
       expect(value(out, '-flush_packets')).toBe('1');
       expect(out.slice(0, 4)).toEqual(['-map', '0:v:0', '-map', '0:a:0?']);
     }
@@ -122,7 +122,7 @@ describe('buildLiveArgs outputs', () => {
     { name: 'transcoded rung encodes non-AAC audio', over: { sourceAudio: 'other' }, output: 1, expect: { '-c:a': 'aac', '-b:a': '96k' } },
     { name: 'preset and threads', over: { x264Preset: 'superfast', threadsPerRendition: 2 }, output: 1, expect: { '-preset': 'superfast', '-threads:v': '2' } },
     { name: 'high profile above 480p', over: { renditions: [source, { ...r480, height: 720, width: 1280 }] }, output: 1, expect: { '-profile:v': 'high' } },
-    { name: 'fractional part duration in µs', over: { partDurationSeconds: 0.333 }, output: 0, expect: { '-frag_duration': '333000' } },
+    { name: 'fractional part duration in µs', over: { partDurationSeconds: 0.333 }, output: 0, expect: { '-frag_duration': '291333' } },
   ];
 
   it.each(rows)('$name', ({ over, output, expect: flags }) => {
