@@ -15,6 +15,11 @@ import { originPlugin } from './origin/origin-plugin.ts';
 import { apiPlugin } from './api/api-plugin.ts';
 import { registerErrorHandling, frameworkErrors } from './api/errors.ts';
 import { registerOpenApi } from './api/openapi.ts';
+import { SigningKeyRepository } from './state/signing-key-repo.ts';
+import { TokenVerifier } from './access/tokens.ts';
+import { TokenSigner } from './access/token-signer.ts';
+import { GeoIp } from './access/geoip.ts';
+import { PlaybackGuard } from './access/playback-guard.ts';
 
 export interface AppOptions {
   config: Config;
@@ -43,6 +48,7 @@ export class App {
   #http: FastifyInstance[] = [];
   #rtmp: RtmpServer | undefined;
   #sessions: SessionRegistry | undefined;
+  #tokens: TokenVerifier | undefined;
   #ready = false;
   #closing: Promise<void> | undefined;
 
@@ -85,6 +91,30 @@ export class App {
     const liveInputs = new LiveInputRepository({ redis: this.#redis, keys });
     const apiKeys = new ApiKeyStore({ redis: this.#redis, keys });
     const initial = await apiKeys.ensureInitialKey(config.apiKey || undefined);
+
+    // Signed playback: keys in Redis, tokens verified locally with cached keys.
+    const signingKeys = new SigningKeyRepository({ redis: this.#redis, keys });
+    this.#tokens = new TokenVerifier({
+      keys: signingKeys,
+      cacheSize: config.access.tokenCacheSize,
+      clockSkewSeconds: config.access.clockSkewSeconds,
+      resyncIntervalMs: config.access.keyResyncSeconds * 1000,
+      onError: (error) => log.warn({ err: error }, 'signing key reload failed; keeping the previous key set'),
+    });
+    await this.#tokens.start();
+    const signer = new TokenSigner({ keys: signingKeys });
+    const geoip = config.access.geoipDatabase === 'off' ? undefined : await GeoIp.open(config.access.geoipDatabase || undefined);
+    const guard = new PlaybackGuard({
+      tokens: this.#tokens,
+      geoip,
+      trustedProxies: config.access.trustedProxies,
+      countryHeader: config.access.countryHeader || undefined,
+      policyCacheMs: config.access.policyCacheMs,
+      policyOf: async (uid) => {
+        const input = await liveInputs.get(uid);
+        return input ? { requireSignedURLs: input.recording.requireSignedURLs, allowedOrigins: input.recording.allowedOrigins } : undefined;
+      },
+    });
 
     const directory: LiveInputDirectory = {
       findByStreamKey: async (key) => {
@@ -129,13 +159,16 @@ export class App {
         apiKeys,
         publicUrls,
         liveStatus: (uid) => sessions.status(uid),
+        signingKeys,
+        tokens: { signer },
         onChange: (uid, change, record) => {
+          guard.invalidate(uid);
           // A live session ends when its input is deleted or disabled; a key rotation keeps it.
           if (change === 'deleted') void sessions.terminate(uid, 'input_deleted');
           else if (change === 'updated' && record && !record.enabled) void sessions.terminate(uid, 'input_disabled');
         },
       });
-      await http.register(originPlugin, { live: sessions });
+      await http.register(originPlugin, { live: sessions, guard });
     };
 
     let rtmpPort: number | undefined;
@@ -197,6 +230,8 @@ export class App {
       return503OnClosing: true,
       forceCloseConnections: true,
       frameworkErrors,
+      // Signed tokens stand in the path in place of the uid (a few hundred bytes, at most 8 KiB).
+      routerOptions: { maxParamLength: 8192 },
     }) as unknown as FastifyInstance;
     this.#http.push(http);
     await routes(http);
@@ -219,6 +254,7 @@ export class App {
       await step('rtmp', () => this.#rtmp?.close());
       await step('sessions', () => this.#sessions?.close());
       await step('http', () => Promise.all(this.#http.map((h) => h.close())));
+      await step('token verifier', () => this.#tokens?.close());
       await step('redis client', () => this.#redis?.quit());
       await step('embedded redis', () => this.#embeddedRedis?.close());
       this.log.info('stopped');

@@ -28,7 +28,7 @@ export type GuardFailureCode =
   | 'NOT_FOUND';
 
 export type GuardResult =
-  | { ok: true; uid: string; token?: string; claims?: TokenClaims }
+  | { ok: true; uid: string; token?: string; claims?: TokenClaims; /** The asset limits embedding origins. */ originRestricted: boolean }
   | { ok: false; status: 401 | 403 | 404; code: GuardFailureCode; message: string };
 
 export interface PlaybackRequest {
@@ -61,17 +61,17 @@ export interface PlaybackGuardOptions {
 const UID_RE = /^[0-9a-f]{32}$/;
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
 
-// What the viewer did wrong decides the status: no or bad credentials → 401; credentials that
-// are fine but do not grant this request → 403.
+// No credentials → 401; credentials that do not grant this request (malformed, expired, not yet
+// valid, revoked, tampered, for another asset, refused by a rule) → 403 with the reason code.
 const STATUS: Record<GuardFailureCode, 401 | 403 | 404> = {
-  TOKEN_MALFORMED: 401,
-  TOKEN_TOO_LARGE: 401,
-  TOKEN_ALG_NOT_ALLOWED: 401,
-  TOKEN_KID_UNKNOWN: 401,
-  TOKEN_SIGNATURE_INVALID: 401,
-  TOKEN_EXPIRED: 401,
-  TOKEN_NOT_YET_VALID: 401,
-  TOKEN_EXP_TOO_FAR: 401,
+  TOKEN_MALFORMED: 403,
+  TOKEN_TOO_LARGE: 403,
+  TOKEN_ALG_NOT_ALLOWED: 403,
+  TOKEN_KID_UNKNOWN: 403,
+  TOKEN_SIGNATURE_INVALID: 403,
+  TOKEN_EXPIRED: 403,
+  TOKEN_NOT_YET_VALID: 403,
+  TOKEN_EXP_TOO_FAR: 403,
   TOKEN_REQUIRED: 401,
   TOKEN_WRONG_SUBJECT: 403,
   ACCESS_RULE_BLOCKED: 403,
@@ -167,6 +167,7 @@ export class PlaybackGuard {
     return {
       ok: true,
       uid,
+      originRestricted: policy.allowedOrigins.length > 0,
       ...(token !== undefined ? { token } : {}),
       ...(claims !== undefined ? { claims } : {}),
     };

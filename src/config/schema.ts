@@ -98,6 +98,25 @@ export const ConfigSchema = Type.Object(
       },
       closed,
     ),
+    access: Type.Object(
+      {
+        trustedProxies: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {
+          default: [],
+          maxItems: 256,
+          description: 'CIDRs whose X-Forwarded-For and country header are believed.',
+        }),
+        countryHeader: Type.String({ default: '', description: 'e.g. CF-IPCountry, from trusted proxies only.' }),
+        geoipDatabase: Type.String({
+          default: '',
+          description: 'MaxMind-format country DB; empty: the bundled DB-IP Lite; "off": none.',
+        }),
+        tokenCacheSize: Type.Integer({ default: 10_000, minimum: 0, maximum: 1_000_000 }),
+        clockSkewSeconds: Type.Integer({ default: 60, minimum: 0, maximum: 300 }),
+        keyResyncSeconds: Type.Integer({ default: 30, minimum: 1, maximum: 3600 }),
+        policyCacheMs: Type.Integer({ default: 5000, minimum: 0, maximum: 600_000 }),
+      },
+      closed,
+    ),
     hls: Type.Object(
       {
         segmentTargetSeconds: Type.Number({ default: 2, minimum: 0.5, maximum: 12 }),

@@ -41,3 +41,16 @@ export interface LivePlayback {
   /** The current (or just-ended) live stream of a live input, by its uid. */
   stream(liveInputUid: string): HlsStreamView | undefined;
 }
+
+/** What the origin asks before serving anything (implemented by access/PlaybackGuard). */
+export interface PlaybackAccess {
+  check(req: {
+    pathId: string;
+    queryToken?: string | undefined;
+    remoteAddress: string;
+    headers: Record<string, string | string[] | undefined>;
+  }): Promise<
+    | { ok: true; uid: string; token?: string; originRestricted: boolean }
+    | { ok: false; status: 401 | 403 | 404; code: string; message: string }
+  >;
+}

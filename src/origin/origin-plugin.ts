@@ -1,10 +1,12 @@
 import { gzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseHlsQuery } from './hls-query.ts';
-import type { HlsStreamView, HoldResult, LivePlayback } from './live-playback.ts';
+import type { HlsStreamView, HoldResult, LivePlayback, PlaybackAccess } from './live-playback.ts';
 
 export interface OriginOptions {
   live: LivePlayback;
+  /** Token, IP/country and allowed-origin checks. Without it every valid uid plays. */
+  guard?: PlaybackAccess;
   /**
    * Longest hold of a blocking request before 503, ms. Default: three target durations of the
    * stream (rfc8216bis 6.2.5.2).
@@ -67,11 +69,58 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     for (const controller of held) controller.abort(SHUTDOWN);
   });
 
-  app.addHook('onSend', async (_req, reply, payload) => {
-    reply.header('access-control-allow-origin', '*');
+  app.decorateRequest('reflectOrigin', false);
+  app.addHook('onSend', async (req, reply, payload) => {
+    // An asset limited to some sites names the (already checked) site; others are public.
+    const origin = req.headers.origin;
+    if ((req as FastifyRequest & { reflectOrigin: boolean }).reflectOrigin && typeof origin === 'string') {
+      reply.header('access-control-allow-origin', origin);
+      reply.header('vary', 'Origin');
+    } else {
+      reply.header('access-control-allow-origin', '*');
+    }
     reply.header('access-control-expose-headers', 'Content-Length, Age');
     return payload;
   });
+
+  /**
+   * Resolves the `{id}` segment (a uid or a signed token) to the uid it may play, or answers
+   * the refusal itself and returns undefined. A `?token=` on a uid path is moved into the path by
+   * a redirect, so that every relative URI below inherits it (players send no custom headers).
+   */
+  async function authorize(req: FastifyRequest, reply: FastifyReply, id: string): Promise<string | undefined> {
+    const guard = opts.guard;
+    if (!guard) {
+      if (ID.test(id)) return id;
+      notFound(reply);
+      return undefined;
+    }
+    const rawUrl = req.raw.url ?? '';
+    const q = rawUrl.indexOf('?');
+    const query = new URLSearchParams(q >= 0 ? rawUrl.slice(q + 1) : '');
+    const queryToken = query.get('token') ?? undefined;
+    let decision;
+    try {
+      decision = await guard.check({ pathId: id, queryToken, remoteAddress: req.socket.remoteAddress ?? '', headers: req.headers });
+    } catch (error) {
+      req.log.warn({ err: error }, 'playback check failed');
+      errorReply(reply, 503, 'STATE_UNAVAILABLE', 'cannot check playback rights right now');
+      return undefined;
+    }
+    if (!decision.ok) {
+      errorReply(reply, decision.status, decision.code, decision.message);
+      return undefined;
+    }
+    (req as FastifyRequest & { reflectOrigin: boolean }).reflectOrigin = decision.originRestricted;
+    if (queryToken !== undefined && decision.token !== undefined && ID.test(id)) {
+      query.delete('token');
+      const rest = query.toString();
+      const path = rawUrl.slice(0, q).replace(`/${id}/`, `/${encodeURIComponent(decision.token)}/`);
+      reply.code(302).header('cache-control', 'private, no-store').header('location', rest ? `${path}?${rest}` : path).send();
+      return undefined;
+    }
+    return decision.uid;
+  }
 
   app.options('/:id/*', async (_req, reply) =>
     reply
@@ -136,8 +185,8 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
   }
 
   app.get<{ Params: { id: string } }>('/:id/manifest/video.m3u8', async (req, reply) => {
-    const { id } = req.params;
-    if (!ID.test(id)) return notFound(reply);
+    const id = await authorize(req, reply, req.params.id);
+    if (id === undefined) return reply;
     const stream = opts.live.stream(id);
     const text = stream?.masterPlaylist();
     if (!stream || text === undefined) return notFound(reply, 'stream is not live');
@@ -147,10 +196,10 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
   app.get<{ Params: { id: string; rendition: string; file: string } }>(
     '/:id/manifest/:rendition/:file',
     async (req, reply) => {
-      const { id, rendition, file } = req.params;
-      if (!ID.test(id) || !RENDITION.test(rendition) || !FILE.test(file) || file.includes('..')) {
-        return notFound(reply);
-      }
+      const { rendition, file } = req.params;
+      if (!RENDITION.test(rendition) || !FILE.test(file) || file.includes('..')) return notFound(reply);
+      const id = await authorize(req, reply, req.params.id);
+      if (id === undefined) return reply;
       if (file.endsWith('.m3u8')) return mediaPlaylist(req, reply, id, rendition);
 
       const stream = opts.live.stream(id);

@@ -170,6 +170,8 @@ export class Spool {
     await mkdir(this.#dir, { recursive: true, mode: 0o700 });
     await this.#removeDebris();
     this.#running = true;
+    // Files add()ed before start() are queued already.
+    this.#pump();
     const watcher = watch(this.#dir, {
       depth: 0,
       atomic: false,

@@ -66,7 +66,7 @@ const req = (pathId: string, more: Partial<Parameters<PlaybackGuard['check']>[0]
 
 describe('PlaybackGuard', () => {
   it('a public uid plays without a token', async () => {
-    expect(await guard.check(req(PUBLIC_UID))).toEqual({ ok: true, uid: PUBLIC_UID });
+    expect(await guard.check(req(PUBLIC_UID))).toEqual({ ok: true, uid: PUBLIC_UID, originRestricted: false });
   });
 
   it('a uid that requires signed URLs → 401 TOKEN_REQUIRED', async () => {
@@ -88,9 +88,9 @@ describe('PlaybackGuard', () => {
     });
   });
 
-  it('a bad token → 401 with its reason', async () => {
+  it('a bad token → 403 with its reason', async () => {
     const token = await tokenFor(PRIVATE_UID);
-    expect(await guard.check(req(`${token.slice(0, -4)}AAAA`))).toMatchObject({ status: 401, code: 'TOKEN_SIGNATURE_INVALID' });
+    expect(await guard.check(req(`${token.slice(0, -4)}AAAA`))).toMatchObject({ status: 403, code: 'TOKEN_SIGNATURE_INVALID' });
   });
 
   it('unknown uids and non-token paths → 404', async () => {
