@@ -194,7 +194,11 @@ export class HlsLiveStream {
     this.#changed();
   }
 
-  pushFragment(name: string, fragment: Mp4Fragment): void {
+  /**
+   * `wallClockMs`: when the fragment's first frame entered ingest (EXT-X-PROGRAM-DATE-TIME);
+   * defaults to now.
+   */
+  pushFragment(name: string, fragment: Mp4Fragment, wallClockMs: number = this.#now()): void {
     const r = this.#rendition(name);
     if (this.#ended) return; // a pipe may still drain after end(); the playlists are final
     if (!r.initPushed) throw new Error(`rendition ${name}: fragment before init`);
@@ -203,7 +207,6 @@ export class HlsLiveStream {
       r.frameRates.push((main.sampleCount * main.timescale) / main.duration);
       if (r.frameRates.length > FRAME_RATE_WINDOW) r.frameRates.shift();
     }
-    const wallClockMs = this.#now();
     if (r === this.#leader) {
       const events = r.segmenter.push(fragment, wallClockMs);
       const start = startTime(fragment);

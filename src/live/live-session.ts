@@ -15,6 +15,8 @@ import { chooseLadder, type LadderRung, type RenditionSpec } from '../transcode/
 import { buildLiveArgs } from '../transcode/ffmpeg-args.ts';
 import { Transcoder } from '../transcode/transcoder.ts';
 import { InputHealth, type HealthIssue } from './input-health.ts';
+import { IngestClock } from './ingest-clock.ts';
+import { mainFragmentTrack } from '../media/mp4-types.ts';
 
 export type LiveSessionState = 'waiting_for_media' | 'starting' | 'live' | 'ended';
 
@@ -74,6 +76,7 @@ export class LiveSession implements PublishSession {
   #scriptTag: Buffer | undefined;
   #transcoder: Transcoder | undefined;
   #readers: Fmp4Reader[] = [];
+  readonly #clock = new IngestClock();
   #terminateListeners: Array<(reason: TerminateReason) => void> = [];
   #listeners: { [K in keyof LiveSessionEvents]: Array<LiveSessionEvents[K]> } = { live: [], health: [], ended: [] };
   readonly health: InputHealth;
@@ -127,7 +130,8 @@ export class LiveSession implements PublishSession {
       if (tag.type !== 9 || !tag.keyframe) return; // wait for the first keyframe
       this.#startTranscoder();
     }
-    this.#transcoder?.write(encodeFlvTag(tag), { keyframe: tag.type === 9 && tag.keyframe });
+    const written = this.#transcoder?.write(encodeFlvTag(tag), { keyframe: tag.type === 9 && tag.keyframe });
+    if (written && tag.type === 9) this.#clock.record(tag.timestamp, Date.now());
   }
 
   /** Source codecs and size as seen in the sequence headers. */
@@ -175,6 +179,7 @@ export class LiveSession implements PublishSession {
     transcoder.on('restart', (attempt: number, error: unknown) => {
       this.#log.warn({ attempt, err: error }, 'transcoder restarted');
       this.#resetReaders();
+      this.#clock.reset();
     });
     transcoder.on('failed', (error: unknown) => {
       this.#log.error({ err: error }, 'transcoder failed for good');
@@ -214,7 +219,11 @@ export class LiveSession implements PublishSession {
     }
     for (const event of events) {
       if (event.type === 'init') this.hls.pushInit(rendition.name, event.init);
-      else this.hls.pushFragment(rendition.name, event.fragment);
+      else {
+        const track = mainFragmentTrack(event.fragment);
+        const wall = track && track.timescale > 0 ? this.#clock.wallFor(track.baseMediaDecodeTime / track.timescale) : undefined;
+        this.hls.pushFragment(rendition.name, event.fragment, wall);
+      }
     }
   }
 

@@ -123,29 +123,29 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
   /**
    * One complete FLV tag (11-byte header, body, PreviousTagSize). Synchronous, never throws,
    * never blocks: when FFmpeg is restarting, still waiting for a keyframe or too far behind,
-   * the tag is dropped and counted.
+   * the tag is dropped and counted. Returns whether the tag went to FFmpeg.
    */
-  write(tagBytes: Buffer, info: { keyframe: boolean }): void {
+  write(tagBytes: Buffer, info: { keyframe: boolean }): boolean {
     const proc = this.#proc;
     if (!proc || proc.exited || (this.#state !== 'starting' && this.#state !== 'running')) {
       this.#awaitKeyframe = true;
       this.#drop('not running');
-      return;
+      return false;
     }
     if (proc.stdinBufferedBytes > this.#maxBuffered) {
       this.#awaitKeyframe = true;
       this.#drop('ffmpeg behind');
-      return;
+      return false;
     }
     if (this.#awaitKeyframe) {
       if (!info.keyframe) {
         this.#drop('waiting for keyframe');
-        return;
+        return false;
       }
       this.#awaitKeyframe = false;
     }
     this.#sendHeaders(proc);
-    proc.write(tagBytes);
+    return proc.write(tagBytes);
   }
 
   /**
