@@ -159,6 +159,11 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   if (config.http.tls.port >= 0 && (!config.http.tls.certFile || !config.http.tls.keyFile)) {
     throw new ConfigError('http.tls.certFile and http.tls.keyFile are required when http.tls.port is set');
   }
+  if (config.storage.kind === 's3') {
+    for (const k of ['bucket', 'accessKeyId', 'secretAccessKey'] as const) {
+      if (!config.storage.s3[k]) throw new ConfigError(`storage.s3.${k} is required when storage.kind is s3`);
+    }
+  }
   const names = config.transcode.ladder.map((r) => r.name);
   if (new Set(names).size !== names.length || names.includes('source')) {
     throw new ConfigError('transcode.ladder: rendition names must be unique and not "source"');
@@ -174,6 +179,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     config.publicUrl = url.toString().replace(/\/$/, '');
   }
   config.dataDir = path.resolve(cwd, config.dataDir);
+  config.storage.dir = path.resolve(config.dataDir, config.storage.dir || 'media');
+  config.storage.spoolDir = path.resolve(config.dataDir, config.storage.spoolDir || 'spool');
   return config;
 }
 

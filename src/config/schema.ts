@@ -98,6 +98,27 @@ export const ConfigSchema = Type.Object(
       },
       closed,
     ),
+    storage: Type.Object(
+      {
+        kind: Type.Union([Type.Literal('disk'), Type.Literal('s3')], { default: 'disk' }),
+        dir: Type.String({ default: '', description: 'Disk store; empty: <dataDir>/media.' }),
+        spoolDir: Type.String({ default: '', description: 'Spool; empty: <dataDir>/spool.' }),
+        spoolConcurrency: Type.Integer({ default: 4, minimum: 1, maximum: 64 }),
+        fsync: Type.Boolean({ default: true }),
+        s3: Type.Object(
+          {
+            endpoint: Type.String({ default: '', description: 'Empty: AWS. R2/MinIO: their URL.' }),
+            region: Type.String({ default: 'us-east-1' }),
+            bucket: Type.String({ default: '' }),
+            accessKeyId: Type.String({ default: '' }),
+            secretAccessKey: Type.String({ default: '' }),
+            forcePathStyle: Type.Boolean({ default: false }),
+          },
+          closed,
+        ),
+      },
+      closed,
+    ),
     access: Type.Object(
       {
         trustedProxies: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {

@@ -31,6 +31,9 @@ const REPO_ROOT = resolve(import.meta.dirname, '../..');
 // CommonJS, since s3rver is; argv: directory, port, bucket.
 const SCRIPT = `
 const S3rver = require('s3rver');
+// stdin closes when the parent dies (even by SIGKILL or a worker timeout): never outlive it.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
 const [dir, port, bucket] = process.argv.slice(1);
 const server = new S3rver({
   address: '127.0.0.1', port: Number(port), silent: true, directory: dir,
@@ -52,7 +55,7 @@ export async function startTestS3Server(bucket = 'tributary-test'): Promise<Test
   const launch = async (): Promise<void> => {
     const proc = spawn(process.execPath, ['-e', SCRIPT, dir, String(port), bucket], {
       cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
     child = proc;
     let stderr = '';

@@ -195,7 +195,9 @@ describe.each(backends)('Spool → $name', ({ name, make }) => {
     const observed = new ObservedStore(store);
     // Make uploads finish out of order: earlier files are slower.
     let n = 0;
-    observed.beforePut = async () => {
+    let landedWhenPlaylistStarted: string[] = [];
+    observed.beforePut = async (key) => {
+      if (key.endsWith('index.m3u8')) landedWhenPlaylistStarted = [...observed.landed];
       const mine = n++;
       for (let i = 0; i < 10 - mine; i++) await new Promise<void>((res) => setImmediate(res));
     };
@@ -203,13 +205,11 @@ describe.each(backends)('Spool → $name', ({ name, make }) => {
     try {
       await spool.start();
       await spool.flush();
-      const playlistAt = observed.started.indexOf(`${name}/vod/index.m3u8`);
-      expect(playlistAt).toBeGreaterThanOrEqual(0);
-      for (let i = 0; i < 10; i++) {
-        expect(observed.landed.indexOf(`${name}/vod/seg-${i}.m4s`)).toBeLessThan(observed.landed.indexOf(`${name}/vod/index.m3u8`));
-      }
-      // It was not even started before its predecessors had landed.
-      expect(observed.landed.slice(0, playlistAt + 1).length).toBeGreaterThanOrEqual(10);
+      expect(observed.landed).toHaveLength(12);
+      // The playlist's upload did not even start before every earlier segment had landed.
+      for (let i = 0; i < 10; i++) expect(landedWhenPlaylistStarted).toContain(`${name}/vod/seg-${i}.m4s`);
+      // A file added after it is not held back by it.
+      expect(observed.started.indexOf(`${name}/vod/seg-late.m4s`)).toBeLessThan(observed.started.indexOf(`${name}/vod/index.m3u8`));
     } finally {
       await spool.close();
     }
@@ -230,6 +230,62 @@ describe.each(backends)('Spool → $name', ({ name, make }) => {
     await expect(flushed).rejects.toBeInstanceOf(StorageClosedError);
     await expect(spool.add(`${name}/closing/c.m4s`, Buffer.from('c'))).rejects.toBeInstanceOf(StorageClosedError);
     expect((await spoolFiles(dir)).filter((f) => f.endsWith('.json'))).toHaveLength(2);
+  });
+});
+
+describe('Spool lifecycle', () => {
+  it('picks up a file another writer renames into the spool while it runs', async () => {
+    const dir = await mkdtemp(join(workDir, 'spool-'));
+    const media = await mkdtemp(join(workDir, 'media-'));
+    const store = new DiskStore({ dir: media });
+    const spool = new Spool({ dir, store, logger: silentLogger(), retry: FAST_RETRY });
+    await spool.start();
+    try {
+      const id = `${String(Date.now()).padStart(15, '0')}-000000000-0badc0de`;
+      await writeFile(join(dir, `${id}.data`), 'from elsewhere');
+      await writeFile(join(dir, `${id}.json.tmp`), JSON.stringify({ v: 1, key: 'ext/file.txt', size: 14, addedAt: Date.now() }));
+      const { rename } = await import('node:fs/promises');
+      await rename(join(dir, `${id}.json.tmp`), join(dir, `${id}.json`));
+      await vi.waitFor(() => expect(spool.uploadedTotal).toBe(1), { timeout: 10_000, interval: 20 });
+      expect((await readObject(store, 'ext/file.txt'))?.toString()).toBe('from elsewhere');
+      await vi.waitFor(async () => expect(await spoolFiles(dir)).toEqual([]), { timeout: 5000, interval: 20 });
+    } finally {
+      await spool.close();
+    }
+  });
+
+  it('close() aborts an upload that outlives the grace and keeps the file for the next start', async () => {
+    const dir = await mkdtemp(join(workDir, 'spool-'));
+    const inner = new DiskStore({ dir: await mkdtemp(join(workDir, 'media-')) });
+    const hung = deferred<void>();
+    const aborted = deferred<void>();
+    const hanging: ObjectStore = Object.assign(new ObservedStore(inner), {
+      put: (_key: string, _body: PutBody, opts?: PutOptions) =>
+        new Promise<void>((_res, rej) => {
+          hung.resolve();
+          opts?.signal?.addEventListener('abort', () => {
+            aborted.resolve();
+            rej(opts.signal?.reason);
+          });
+        }),
+    });
+    const spool = new Spool({ dir, store: hanging, logger: silentLogger(), closeGraceMs: 200 });
+    await spool.start();
+    await spool.add('hang/a.m4s', Buffer.from('a'));
+    await hung.promise;
+    await spool.close();
+    await aborted.promise;
+    expect(spool.uploadedTotal).toBe(0);
+    expect((await spoolFiles(dir)).length).toBe(2);
+
+    const next = new Spool({ dir, store: inner, logger: silentLogger() });
+    try {
+      await next.start();
+      await next.flush();
+      expect((await readObject(inner, 'hang/a.m4s'))?.toString()).toBe('a');
+    } finally {
+      await next.close();
+    }
   });
 });
 

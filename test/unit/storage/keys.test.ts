@@ -52,7 +52,8 @@ describe('object keys', () => {
     } catch (err) {
       expect(err).toBeInstanceOf(InvalidKeyError);
       expect((err as InvalidKeyError).code).toBe('ERR_STORAGE_INVALID_KEY');
-      expect((err as Error).message).not.toMatch(/[\n\u001b]/);
+      expect((err as Error).message).not.toContain('\n');
+      expect((err as Error).message).not.toContain('\u001b');
     }
   });
 
