@@ -20,6 +20,15 @@ import { TokenVerifier } from './access/tokens.ts';
 import { TokenSigner } from './access/token-signer.ts';
 import { GeoIp } from './access/geoip.ts';
 import { PlaybackGuard } from './access/playback-guard.ts';
+import { createObjectStore, type StorageConfig } from './storage/create-store.ts';
+import type { ObjectStore } from './storage/object-store.ts';
+import { Spool } from './storage/spool.ts';
+import { VideoRepository } from './state/video-repo.ts';
+import { Recorder } from './vod/recorder.ts';
+import { VodPlayback } from './vod/vod-playback.ts';
+import { loadNodeId } from './vod/node-id.ts';
+import { interruptedRecordings, recoverRecordings } from './vod/recovery.ts';
+import { videoPrefix, type FinalizeDeps } from './vod/finalize.ts';
 
 export interface AppOptions {
   config: Config;
@@ -36,6 +45,20 @@ export interface StartedApp {
   generatedApiKey: string | undefined;
 }
 
+function storageConfig(config: Config): StorageConfig {
+  const s = config.storage;
+  if (s.kind === 'disk') return { kind: 'disk', dir: s.dir, fsync: s.fsync };
+  return {
+    kind: 's3',
+    region: s.s3.region,
+    bucket: s.s3.bucket,
+    accessKeyId: s.s3.accessKeyId,
+    secretAccessKey: s.s3.secretAccessKey,
+    forcePathStyle: s.s3.forcePathStyle,
+    ...(s.s3.endpoint ? { endpoint: s.s3.endpoint } : {}),
+  };
+}
+
 /**
  * The composition root: builds every part, starts them in dependency order, and closes them in
  * reverse. One process holds every role by default.
@@ -49,6 +72,10 @@ export class App {
   #rtmp: RtmpServer | undefined;
   #sessions: SessionRegistry | undefined;
   #tokens: TokenVerifier | undefined;
+  #store: ObjectStore | undefined;
+  #spool: Spool | undefined;
+  #vod: VodPlayback | undefined;
+  #recovery: Promise<void> | undefined;
   #ready = false;
   #closing: Promise<void> | undefined;
 
@@ -59,6 +86,11 @@ export class App {
 
   get sessions(): SessionRegistry | undefined {
     return this.#sessions;
+  }
+
+  /** Playback of finalized videos (recordings), from the object store. */
+  get vod(): VodPlayback | undefined {
+    return this.#vod;
   }
 
   async start(): Promise<StartedApp> {
@@ -92,6 +124,27 @@ export class App {
     const apiKeys = new ApiKeyStore({ redis: this.#redis, keys });
     const initial = await apiKeys.ensureInitialKey(config.apiKey || undefined);
 
+    // Media: every finished file passes through the spool on its way to the store. The spool
+    // starts (and its initial scan queues what a crash left) before anything is recorded.
+    const store = createObjectStore(storageConfig(config));
+    this.#store = store;
+    this.#spool = new Spool({
+      dir: config.storage.spoolDir,
+      store,
+      logger: log,
+      concurrency: config.storage.spoolConcurrency,
+      fsync: config.storage.fsync,
+    });
+    await this.#spool.start();
+    this.#vod = new VodPlayback({ store });
+    const vod = this.#vod;
+    const videos = new VideoRepository({ redis: this.#redis, keys });
+    const vodDeps: FinalizeDeps = { videos, spool: this.#spool, logger: log, nodeId: await loadNodeId(config.dataDir) };
+    // Read before this run records anything: every recording listed now was left by a crash.
+    const interrupted = await interruptedRecordings(vodDeps);
+    this.#recovery = recoverRecordings(vodDeps, interrupted);
+    const recorder = new Recorder(vodDeps);
+
     // Signed playback: keys in Redis, tokens verified locally with cached keys.
     const signingKeys = new SigningKeyRepository({ redis: this.#redis, keys });
     this.#tokens = new TokenVerifier({
@@ -112,14 +165,24 @@ export class App {
       policyCacheMs: config.access.policyCacheMs,
       policyOf: async (uid) => {
         const input = await liveInputs.get(uid);
-        return input ? { requireSignedURLs: input.recording.requireSignedURLs, allowedOrigins: input.recording.allowedOrigins } : undefined;
+        if (input) return { requireSignedURLs: input.recording.requireSignedURLs, allowedOrigins: input.recording.allowedOrigins };
+        const video = await videos.get(uid);
+        return video ? { requireSignedURLs: video.requireSignedURLs, allowedOrigins: video.allowedOrigins } : undefined;
       },
     });
 
     const directory: LiveInputDirectory = {
       findByStreamKey: async (key) => {
         const input = await liveInputs.getByStreamKey(key);
-        return input ? { uid: input.uid, enabled: input.enabled } : undefined;
+        return input
+          ? {
+              uid: input.uid,
+              enabled: input.enabled,
+              meta: input.meta,
+              recording: input.recording,
+              deleteRecordingAfterDays: input.deleteRecordingAfterDays,
+            }
+          : undefined;
       },
       setConnectionState: async (uid, state) => {
         await liveInputs.setStatus(uid, state);
@@ -127,6 +190,7 @@ export class App {
     };
     this.#sessions = new SessionRegistry({
       directory,
+      recorder,
       logger: log,
       settings: {
         ffmpegPath: config.ffmpeg.path,
@@ -160,7 +224,18 @@ export class App {
         publicUrls,
         liveStatus: (uid) => sessions.status(uid),
         signingKeys,
-        tokens: { signer },
+        tokens: { signer, videoExists: async (uid) => (await videos.get(uid)) !== undefined },
+        videos: {
+          videos,
+          deleteMedia: async (uid) => {
+            await store.deletePrefix(videoPrefix(uid));
+          },
+          isRecording: (uid) => sessions.isRecording(uid),
+          onDeleted: (uid) => {
+            vod.forget(uid);
+            guard.invalidate(uid);
+          },
+        },
         onChange: (uid, change, record) => {
           guard.invalidate(uid);
           // A live session ends when its input is deleted or disabled; a key rotation keeps it.
@@ -254,6 +329,10 @@ export class App {
       await step('rtmp', () => this.#rtmp?.close());
       await step('sessions', () => this.#sessions?.close());
       await step('http', () => Promise.all(this.#http.map((h) => h.close())));
+      // Uploads not finished stay in the spool for the next start; so do unfinished finalizations.
+      await step('spool', () => this.#spool?.close());
+      await step('recovery', () => this.#recovery);
+      await step('object store', () => this.#store?.close());
       await step('token verifier', () => this.#tokens?.close());
       await step('redis client', () => this.#redis?.quit());
       await step('embedded redis', () => this.#embeddedRedis?.close());

@@ -10,6 +10,7 @@ import { keyRoutes } from './key-routes.ts';
 import { tokenRoutes } from './token-routes.ts';
 import { liveInputRoutes, type LiveInputRoutesOptions, type PublicUrls } from './live-input-routes.ts';
 import type { LiveStatusView } from './schemas.ts';
+import { videoRoutes, type VideoRoutesOptions } from './video-routes.ts';
 
 export type { PublicUrls } from './live-input-routes.ts';
 export type { LiveStatusView } from './schemas.ts';
@@ -25,6 +26,8 @@ export interface ApiPluginOptions {
   signingKeys?: SigningKeyRepository;
   /** Enables `POST /live_inputs/{uid}/token` and `POST /videos/{uid}/token`. */
   tokens?: { signer: TokenSigner; videoExists?: (uid: string) => Promise<boolean> };
+  /** Enables `/videos` and `/live_inputs/{uid}/videos`. */
+  videos?: Omit<VideoRoutesOptions, 'liveInputs' | 'publicUrls'>;
 }
 
 export const API_BODY_LIMIT = 64 * 1024;
@@ -64,6 +67,9 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
     ...(opts.liveStatus ? { liveStatus: opts.liveStatus } : {}),
     ...(opts.onChange ? { onChange: opts.onChange } : {}),
   });
+  if (opts.videos) {
+    await app.register(videoRoutes, { ...opts.videos, liveInputs: opts.liveInputs, publicUrls: opts.publicUrls });
+  }
   if (opts.signingKeys) await app.register(keyRoutes, { signingKeys: opts.signingKeys });
   if (opts.tokens) {
     await app.register(tokenRoutes, {

@@ -19,6 +19,7 @@ export const API_ERRORS = {
   VIDEO_NOT_FOUND: { status: 404, message: 'Video not found' },
   ACCESS_RULES_INVALID: { status: 400, message: 'The access rules are not valid' },
   TOKEN_EXP_INVALID: { status: 400, message: 'The token expiry (exp / nbf) is not valid' },
+  VIDEO_RECORDING: { status: 409, message: 'The video is being recorded; it can be deleted once the broadcast has ended' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;

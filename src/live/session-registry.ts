@@ -2,12 +2,17 @@ import type { Logger } from '../observability/logger.ts';
 import type { HlsStreamView, LivePlayback } from '../origin/live-playback.ts';
 import { IngestRefusal, type IngestHandler, type PublishRequest, type PublishSession } from './ingest-contract.ts';
 import { LiveSession, type LiveSessionSettings } from './live-session.ts';
+import type { LiveRecorder, LiveRecording, RecordedInput } from './recording-contract.ts';
+import { recordSegments } from './session-recording.ts';
+
+export type ConnectionState = 'connected' | 'reconnecting' | 'reconnected' | 'disconnected';
 
 /** What the registry needs to know about live inputs (implemented over the Redis repository). */
 export interface LiveInputDirectory {
-  findByStreamKey(streamKey: string): Promise<{ uid: string; enabled: boolean } | undefined>;
+  /** The input and, for recording, its settings (a broadcast keeps those it started with). */
+  findByStreamKey(streamKey: string): Promise<({ enabled: boolean } & RecordedInput) | undefined>;
   /** Records the connection state on the input; failures are logged, never fatal. */
-  setConnectionState(uid: string, state: 'connected' | 'disconnected'): Promise<void>;
+  setConnectionState(uid: string, state: ConnectionState): Promise<void>;
 }
 
 export interface SessionRegistryOptions {
@@ -18,12 +23,22 @@ export interface SessionRegistryOptions {
   endedLingerMs?: number;
   /** Sessions allowed on this node at once. */
   maxSessions?: number;
+  /** Records inputs with `recording.mode: automatic`; none: nothing is recorded. */
+  recorder?: LiveRecorder;
+}
+
+/** The recording of an input's broadcast, kept across reconnects within its window. */
+interface OpenRecording {
+  recording: LiveRecording;
+  timeoutSeconds: number;
+  /** Set while the publisher is away: ends the recording when it fires. */
+  window: NodeJS.Timeout | undefined;
 }
 
 /** The live input's `status` while this node holds its session (Cloudflare's shape, plus health). */
 export interface LiveStatusView {
   current: {
-    state: 'connected';
+    state: 'connected' | 'reconnected';
     statusEnteredAt: string;
     ingestProtocol: string;
     health: {
@@ -50,6 +65,11 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
   /** The current or most recent session of each live input. */
   readonly #sessions = new Map<string, LiveSession>();
   readonly #lingerTimers = new Map<string, NodeJS.Timeout>();
+  readonly #recordings = new Map<string, OpenRecording>();
+  /** Sessions that continue a recording after a reconnect. */
+  readonly #reconnected = new WeakSet<LiveSession>();
+  readonly #finalizing = new Set<Promise<void>>();
+  readonly #finalizingVideos = new Set<string>();
   #closing = false;
 
   constructor(opts: SessionRegistryOptions) {
@@ -85,9 +105,12 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
     const linger = this.#lingerTimers.get(input.uid);
     if (linger) clearTimeout(linger);
     this.#sessions.set(input.uid, session);
-    this.#setState(input.uid, 'connected');
-    session.on('ended', () => {
-      this.#setState(input.uid, 'disconnected');
+    const reconnected = this.#attachRecording(input, session);
+    if (reconnected) this.#reconnected.add(session);
+    this.#setState(input.uid, reconnected ? 'reconnected' : 'connected');
+    session.on('ended', (reason) => {
+      // A deleted or disabled input will not reconnect: no window.
+      this.#recordingSessionEnded(input.uid, reason === 'input_deleted' || reason === 'input_disabled');
       const timer = setTimeout(() => {
         if (this.#sessions.get(input.uid) === session) this.#sessions.delete(input.uid);
         this.#lingerTimers.delete(input.uid);
@@ -102,7 +125,59 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
     return session;
   }
 
-  #setState(uid: string, state: 'connected' | 'disconnected'): void {
+  /**
+   * Records the session into the input's open recording (a reconnect within the window: returns
+   * true) or into a new one when the input records; does nothing otherwise.
+   */
+  #attachRecording(input: RecordedInput, session: LiveSession): boolean {
+    let open = this.#recordings.get(input.uid);
+    const reconnected = open?.window !== undefined;
+    if (open?.window) {
+      clearTimeout(open.window);
+      open.window = undefined;
+    }
+    if (!open) {
+      if (!this.#opts.recorder || input.recording.mode !== 'automatic') return false;
+      open = { recording: this.#opts.recorder.start(input), timeoutSeconds: input.recording.timeoutSeconds, window: undefined };
+      this.#recordings.set(input.uid, open);
+    }
+    open.recording.beginSession(session.id);
+    recordSegments(session, open.recording, this.#log);
+    if (reconnected) this.#log.info({ liveInput: input.uid, video: open.recording.videoUid }, 'publisher reconnected within the window');
+    return reconnected;
+  }
+
+  /** The publisher is gone: the recording waits for a reconnect for its window, then ends. */
+  #recordingSessionEnded(uid: string, final: boolean): void {
+    const open = this.#recordings.get(uid);
+    if (!open) {
+      this.#setState(uid, 'disconnected');
+      return;
+    }
+    if (final || this.#closing || open.timeoutSeconds <= 0) {
+      this.#endRecording(uid, open);
+      return;
+    }
+    this.#setState(uid, 'reconnecting');
+    open.window = setTimeout(() => this.#endRecording(uid, open), open.timeoutSeconds * 1000);
+  }
+
+  #endRecording(uid: string, open: OpenRecording): void {
+    if (open.window) clearTimeout(open.window);
+    open.window = undefined;
+    if (this.#recordings.get(uid) === open) this.#recordings.delete(uid);
+    this.#setState(uid, 'disconnected');
+    const videoUid = open.recording.videoUid;
+    this.#log.info({ liveInput: uid, video: videoUid }, 'recording ended; finalizing');
+    this.#finalizingVideos.add(videoUid);
+    const done = open.recording.finalize().finally(() => {
+      this.#finalizing.delete(done);
+      this.#finalizingVideos.delete(videoUid);
+    });
+    this.#finalizing.add(done);
+  }
+
+  #setState(uid: string, state: ConnectionState): void {
     this.#opts.directory.setConnectionState(uid, state).catch((error: unknown) => {
       this.#log.warn({ err: error, liveInput: uid }, 'could not record connection state');
     });
@@ -155,7 +230,7 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
     if (report.keyframeIntervalSeconds !== undefined) health.keyframeIntervalSeconds = Math.round(report.keyframeIntervalSeconds * 1000) / 1000;
     return {
       current: {
-        state: 'connected',
+        state: this.#reconnected.has(s) ? 'reconnected' : 'connected',
         statusEnteredAt: new Date(s.startedAt).toISOString(),
         ingestProtocol: s.protocol,
         health,
@@ -175,11 +250,36 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
     if (s && s.state !== 'ended') await s.terminate(reason);
   }
 
-  /** Ends every session (publishers are disconnected) and waits for their FFmpeg to exit. */
-  async close(): Promise<void> {
+  /** True while a broadcast on this node records into the video. */
+  isRecording(videoUid: string): boolean {
+    if (this.#finalizingVideos.has(videoUid)) return true;
+    for (const open of this.#recordings.values()) if (open.recording.videoUid === videoUid) return true;
+    return false;
+  }
+
+  /** The video being recorded from an input's current broadcast (live or in its reconnect window). */
+  recordingVideo(liveInputUid: string): string | undefined {
+    return this.#recordings.get(liveInputUid)?.recording.videoUid;
+  }
+
+  /**
+   * Ends every session (publishers are disconnected), waits for their FFmpeg to exit, and ends
+   * their recordings (also those waiting for a reconnect), waiting up to `finalizeGraceMs` for
+   * them: one that takes longer stays unfinished and is recovered at the next start.
+   */
+  async close(finalizeGraceMs = 10_000): Promise<void> {
     this.#closing = true;
     await Promise.all([...this.#sessions.values()].map((s) => s.terminate('shutdown')));
     for (const t of this.#lingerTimers.values()) clearTimeout(t);
     this.#lingerTimers.clear();
+    for (const [uid, open] of [...this.#recordings]) this.#endRecording(uid, open);
+    if (this.#finalizing.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, finalizeGraceMs);
+      });
+      await Promise.race([Promise.all([...this.#finalizing]), grace]);
+      clearTimeout(timer);
+    }
   }
 }

@@ -18,6 +18,16 @@ export interface RedisKeys {
   internalSigningKey(): string;
   /** Pub/sub channel: a revoked signing key id, so every node drops it and its cached tokens at once. */
   signingKeyRevocations(): string;
+  /** String: the JSON video record. */
+  video(uid: string): string;
+  /** Sorted set: video uids scored by creation time (ms), for newest-first listing. */
+  videoIndex(): string;
+  /** Sorted set: video uids of one live input (its recordings), scored by creation time (ms). */
+  liveInputVideos(liveInputUid: string): string;
+  /** List: JSON entries (inits and segments, per rendition, in order) of a recording, to build its VOD playlists. */
+  videoManifest(uid: string): string;
+  /** Set: uids of the videos a node is recording (live-inprogress), finalized by it after a crash. */
+  nodeRecordings(nodeId: string): string;
 }
 
 export const DEFAULT_KEY_PREFIX = 'trib:';
@@ -32,5 +42,10 @@ export function createRedisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys 
     signingKeys: () => `${prefix}signing_keys`,
     internalSigningKey: () => `${prefix}signing_key_internal`,
     signingKeyRevocations: () => `${prefix}signing_key_revoked`,
+    video: (uid) => `${prefix}video:${uid}`,
+    videoIndex: () => `${prefix}videos`,
+    liveInputVideos: (liveInputUid) => `${prefix}live_input_videos:${liveInputUid}`,
+    videoManifest: (uid) => `${prefix}video_manifest:${uid}`,
+    nodeRecordings: (nodeId) => `${prefix}node_recordings:${nodeId}`,
   };
 }

@@ -56,6 +56,26 @@ describe('live end to end: RTMP → FFmpeg → HLS', () => {
     expect(video.map((s) => `${s.codec_name} ${s.width}x${s.height}`).sort()).toEqual(['h264 640x360', 'h264 854x480']);
     expect(probe.streams.some((s) => s.codec_type === 'audio' && s.codec_name === 'aac')).toBe(true);
 
+    // BANDWIDTH / AVERAGE-BANDWIDTH are measured: the bytes actually served over the listed
+    // segments agree with the advertised average within 10 %, and the peak is at least that.
+    for (const v of variants) {
+      const media = new URL(v.uri, masterUrl).toString();
+      const text = await waitForHttp200(media);
+      const master2 = parseMaster(await waitForHttp200(masterUrl)).find((x) => x.uri === v.uri)!;
+      const durations = [...text.matchAll(/#EXTINF:([\d.]+),\n([^\n]+)/g)].map((m) => ({ d: Number(m[1]), uri: m[2]! }));
+      let bits = 0;
+      let seconds = 0;
+      for (const seg of durations) {
+        const res = await fetch(new URL(seg.uri, media));
+        bits += (await res.arrayBuffer()).byteLength * 8;
+        seconds += seg.d;
+      }
+      const served = bits / seconds;
+      const average = Number(master2.attrs['AVERAGE-BANDWIDTH']);
+      expect(Math.abs(average - served) / served).toBeLessThan(0.1);
+      expect(Number(master2.attrs.BANDWIDTH)).toBeGreaterThanOrEqual(average);
+    }
+
     // Kill the FFmpeg child mid-stream: the session restarts it and the playlist keeps advancing.
     const ffmpeg = childProcesses(server.process.pid!).filter((p) => p.comm === 'ffmpeg');
     expect(ffmpeg).toHaveLength(1);

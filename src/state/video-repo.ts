@@ -1,0 +1,316 @@
+import type { Redis } from 'ioredis';
+import { Type, type Static } from 'typebox';
+import { Compile } from 'typebox/compile';
+import type { RedisKeys } from './keys.ts';
+import { CorruptRecordError, isUid, LiveInputMeta, newUid, UID_PATTERN } from './live-input-record.ts';
+
+/**
+ * Video records (Cloudflare Stream's video object): recordings of live inputs today, uploads
+ * later. One JSON string per video, a global creation-time index, one per live input, the
+ * recording manifest (a list) and, per node, the set of videos it is recording.
+ */
+
+export const VIDEO_STATES = ['pendingupload', 'queued', 'inprogress', 'live-inprogress', 'ready', 'error'] as const;
+export type VideoState = (typeof VIDEO_STATES)[number];
+
+export const VideoRendition = Type.Object({
+  name: Type.String(),
+  width: Type.Integer(),
+  height: Type.Integer(),
+  /** Peak bits per second, as in the master playlist's BANDWIDTH. */
+  bandwidth: Type.Integer(),
+  codecs: Type.String({ description: 'RFC 6381 codecs, comma-separated' }),
+});
+export type VideoRendition = Static<typeof VideoRendition>;
+
+export const VideoStatus = Type.Object({
+  state: Type.Enum([...VIDEO_STATES]),
+  pctComplete: Type.Optional(Type.String()),
+  errorReasonCode: Type.Optional(Type.String()),
+});
+export type VideoStatus = Static<typeof VideoStatus>;
+
+// Records written by a newer version may carry extra fields; reading them must not fail.
+export const VideoRecordSchema = Type.Object({
+  uid: Type.String({ pattern: UID_PATTERN }),
+  liveInput: Type.Union([Type.String({ pattern: UID_PATTERN }), Type.Null()], {
+    description: 'The live input this video is a recording of',
+  }),
+  meta: LiveInputMeta,
+  created: Type.String({ format: 'date-time' }),
+  modified: Type.String({ format: 'date-time' }),
+  status: VideoStatus,
+  duration: Type.Number({ description: 'Seconds; -1 while unknown (live)' }),
+  size: Type.Integer({ description: 'Bytes of media stored' }),
+  input: Type.Object({ width: Type.Integer(), height: Type.Integer() }, { description: 'Source size; -1 while unknown' }),
+  renditions: Type.Array(VideoRendition),
+  requireSignedURLs: Type.Boolean(),
+  allowedOrigins: Type.Array(Type.String()),
+  scheduledDeletion: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  readyToStream: Type.Boolean(),
+  recording: Type.Object({ sessions: Type.Integer({ description: 'Broadcast sessions (reconnects + 1) in this video' }) }),
+});
+export type VideoRecord = Static<typeof VideoRecordSchema>;
+
+const checkRecord = Compile(VideoRecordSchema);
+
+export interface NewLiveVideo {
+  liveInput: string;
+  meta: VideoRecord['meta'];
+  requireSignedURLs: boolean;
+  allowedOrigins: string[];
+  deleteRecordingAfterDays: number | null;
+  sessions: number;
+}
+
+export interface VideoPage {
+  items: VideoRecord[];
+  total: number;
+  nextCursor?: string;
+}
+
+export interface VideoRepositoryOptions {
+  redis: Redis;
+  keys: RedisKeys;
+  now?: () => Date;
+}
+
+const DAY_MS = 86_400_000;
+const MAX_ATTEMPTS = 8;
+
+// KEYS: video, global index, input index, node set. ARGV: json, uid, score.
+const CREATE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+redis.call('SADD', KEYS[4], ARGV[2])
+return 1`;
+// KEYS: video, node set. ARGV: old json, new json, uid, done (1: leaves the node's set).
+const CAS_SET = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+if ARGV[4] == '1' then redis.call('SREM', KEYS[2], ARGV[3]) end
+return 1`;
+// KEYS: video, manifest, global index, input index. ARGV: old json, uid.
+const CAS_DELETE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('ZREM', KEYS[4], ARGV[2])
+return 1`;
+
+export class VideoRepository {
+  readonly #redis: Redis;
+  readonly #keys: RedisKeys;
+  readonly #now: () => Date;
+
+  constructor(opts: VideoRepositoryOptions) {
+    this.#redis = opts.redis;
+    this.#keys = opts.keys;
+    this.#now = opts.now ?? (() => new Date());
+  }
+
+  /** A recording that has begun (`live-inprogress`), listed in `nodeId`'s set until it is finalized. */
+  async createLive(video: NewLiveVideo, nodeId: string, uid: string = newUid()): Promise<VideoRecord> {
+    const now = this.#now();
+    const at = now.toISOString();
+    const record: VideoRecord = {
+      uid,
+      liveInput: video.liveInput,
+      meta: video.meta,
+      created: at,
+      modified: at,
+      status: { state: 'live-inprogress' },
+      duration: -1,
+      size: 0,
+      input: { width: -1, height: -1 },
+      renditions: [],
+      requireSignedURLs: video.requireSignedURLs,
+      allowedOrigins: video.allowedOrigins,
+      scheduledDeletion:
+        video.deleteRecordingAfterDays === null ? null : new Date(now.getTime() + video.deleteRecordingAfterDays * DAY_MS).toISOString(),
+      readyToStream: false,
+      recording: { sessions: video.sessions },
+    };
+    const ok = await this.#redis.eval(
+      CREATE,
+      4,
+      this.#keys.video(uid),
+      this.#keys.videoIndex(),
+      this.#keys.liveInputVideos(video.liveInput),
+      this.#keys.nodeRecordings(nodeId),
+      JSON.stringify(record),
+      uid,
+      now.getTime(),
+    );
+    if (ok !== 1) throw new Error(`video ${uid} exists already`);
+    return record;
+  }
+
+  async get(uid: string): Promise<VideoRecord | undefined> {
+    if (!isUid(uid)) return undefined;
+    return (await this.#read(uid))?.record;
+  }
+
+  /** Every video, newest first. */
+  async list(opts: { limit: number; cursor?: string }): Promise<VideoPage> {
+    return this.#page(this.#keys.videoIndex(), opts);
+  }
+
+  /** The recordings of a live input, newest first. */
+  async listByLiveInput(liveInputUid: string, opts: { limit: number; cursor?: string }): Promise<VideoPage> {
+    if (!isUid(liveInputUid)) return { items: [], total: 0 };
+    return this.#page(this.#keys.liveInputVideos(liveInputUid), opts);
+  }
+
+  /**
+   * Applies `change` with compare-and-set; `done` also takes the video out of `nodeId`'s set of
+   * recordings in the same step. Undefined when there is no such video.
+   */
+  async update(
+    uid: string,
+    change: (r: VideoRecord) => VideoRecord,
+    opts: { nodeId?: string; done?: boolean } = {},
+  ): Promise<VideoRecord | undefined> {
+    if (!isUid(uid)) return undefined;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const current = await this.#read(uid);
+      if (!current) {
+        if (opts.done && opts.nodeId !== undefined) await this.#redis.srem(this.#keys.nodeRecordings(opts.nodeId), uid);
+        return undefined;
+      }
+      const next = { ...change(current.record), modified: this.#now().toISOString() };
+      const ok = await this.#redis.eval(
+        CAS_SET,
+        2,
+        this.#keys.video(uid),
+        this.#keys.nodeRecordings(opts.nodeId ?? '-'),
+        current.raw,
+        JSON.stringify(next),
+        uid,
+        opts.done && opts.nodeId !== undefined ? '1' : '0',
+      );
+      if (ok === 1) return next;
+    }
+    throw new Error(`video ${uid} is being modified concurrently; gave up after ${MAX_ATTEMPTS} attempts`);
+  }
+
+  /** Deletes the record, its manifest and its index entries (not its media: the caller does). */
+  async delete(uid: string): Promise<VideoRecord | undefined> {
+    if (!isUid(uid)) return undefined;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const current = await this.#read(uid);
+      if (!current) return undefined;
+      const ok = await this.#redis.eval(
+        CAS_DELETE,
+        4,
+        this.#keys.video(uid),
+        this.#keys.videoManifest(uid),
+        this.#keys.videoIndex(),
+        this.#keys.liveInputVideos(current.record.liveInput ?? '-'),
+        current.raw,
+        uid,
+      );
+      if (ok === 1) return current.record;
+    }
+    throw new Error(`video ${uid} is being modified concurrently; gave up after ${MAX_ATTEMPTS} attempts`);
+  }
+
+  /** Appends one entry (any JSON value) to a recording's manifest. */
+  async appendManifest(uid: string, entry: unknown): Promise<void> {
+    await this.#redis.rpush(this.#keys.videoManifest(uid), JSON.stringify(entry));
+  }
+
+  /** The manifest entries in the order appended; unreadable entries are left out. */
+  async readManifest(uid: string): Promise<unknown[]> {
+    const raws = await this.#redis.lrange(this.#keys.videoManifest(uid), 0, -1);
+    const out: unknown[] = [];
+    for (const raw of raws) {
+      try {
+        out.push(JSON.parse(raw));
+      } catch {
+        // A corrupt entry costs one segment, not the video.
+      }
+    }
+    return out;
+  }
+
+  /** Uids of the videos `nodeId` is (or was, before a crash) recording. */
+  async recordingsOf(nodeId: string): Promise<string[]> {
+    return (await this.#redis.smembers(this.#keys.nodeRecordings(nodeId))).filter(isUid);
+  }
+
+  async forgetRecording(nodeId: string, uid: string): Promise<void> {
+    await this.#redis.srem(this.#keys.nodeRecordings(nodeId), uid);
+  }
+
+  async #page(index: string, opts: { limit: number; cursor?: string }): Promise<VideoPage> {
+    const limit = Math.max(1, Math.min(1000, Math.floor(opts.limit)));
+    const after = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor);
+    let uids: string[];
+    if (!after) {
+      uids = await this.#redis.zrevrange(index, 0, limit);
+    } else {
+      const tied = (await this.#redis.zrangebyscore(index, after.score, after.score))
+        .filter((u) => u < after.uid)
+        .sort()
+        .reverse();
+      const older = await this.#redis.zrevrangebyscore(index, `(${after.score}`, '-inf', 'LIMIT', 0, limit + 1);
+      uids = [...tied, ...older].slice(0, limit + 1);
+    }
+    const hasMore = uids.length > limit;
+    const pageUids = uids.slice(0, limit);
+    const [total, raws] = await Promise.all([
+      this.#redis.zcard(index),
+      pageUids.length ? this.#redis.mget(pageUids.map((u) => this.#keys.video(u))) : Promise.resolve([]),
+    ]);
+    const items: VideoRecord[] = [];
+    raws.forEach((raw, i) => {
+      if (raw !== null) items.push(parseVideo(this.#keys.video(pageUids[i] ?? ''), raw));
+    });
+    const page: VideoPage = { items, total };
+    const last = pageUids.at(-1);
+    if (hasMore && last !== undefined) {
+      const score = await this.#redis.zscore(index, last);
+      if (score !== null) page.nextCursor = Buffer.from(`${Number(score)}:${last}`, 'utf8').toString('base64url');
+    }
+    return page;
+  }
+
+  async #read(uid: string): Promise<{ record: VideoRecord; raw: string } | undefined> {
+    const key = this.#keys.video(uid);
+    const raw = await this.#redis.get(key);
+    if (raw === null) return undefined;
+    return { record: parseVideo(key, raw), raw };
+  }
+}
+
+/** An unreadable list cursor: the caller's fault. */
+export class InvalidVideoCursorError extends Error {
+  constructor() {
+    super('cursor is not valid');
+    this.name = 'InvalidVideoCursorError';
+  }
+}
+
+function decodeCursor(cursor: string): { score: number; uid: string } {
+  const [scoreText, uid] = Buffer.from(cursor, 'base64url').toString('utf8').split(':');
+  const score = Number(scoreText);
+  if (!Number.isFinite(score) || uid === undefined || !isUid(uid)) throw new InvalidVideoCursorError();
+  return { score, uid };
+}
+
+export function parseVideo(key: string, raw: string): VideoRecord {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new CorruptRecordError(key, 'not valid JSON');
+  }
+  if (!checkRecord.Check(value)) {
+    const first = [...checkRecord.Errors(value)][0];
+    throw new CorruptRecordError(key, `${first?.instancePath || '/'} ${first?.message ?? 'fails the schema'}`);
+  }
+  return value as VideoRecord;
+}

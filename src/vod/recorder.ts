@@ -1,0 +1,160 @@
+import { randomBytes } from 'node:crypto';
+import type { LiveRecorder, LiveRecording, RecordedInput, RecordedSegment } from '../live/recording-contract.ts';
+import type { Logger } from '../observability/logger.ts';
+import { finalizeVideo, videoPrefix, type FinalizeDeps } from './finalize.ts';
+import type { InitEntry, SegmentEntry } from './vod-playlist.ts';
+
+/**
+ * Records live broadcasts into videos: every finished segment and init segment of every rendition
+ * goes into the spool under `videos/<videoUid>/<rendition>/<HLS file name>` as it completes, and
+ * then into the video's manifest in Redis (so the manifest never names a file the spool may not
+ * have). The HLS names carry a random per-session prefix: unique across reconnects and restarts.
+ */
+export class Recorder implements LiveRecorder {
+  readonly #deps: FinalizeDeps;
+  readonly #active = new Set<Recording>();
+
+  constructor(deps: FinalizeDeps) {
+    this.#deps = deps;
+  }
+
+  start(input: RecordedInput): LiveRecording {
+    const recording = new Recording(this.#deps, input, () => this.#active.delete(recording));
+    this.#active.add(recording);
+    return recording;
+  }
+
+  /** Recordings started and not yet finalized. */
+  get activeCount(): number {
+    return this.#active.size;
+  }
+}
+
+class Recording implements LiveRecording {
+  readonly videoUid = randomBytes(16).toString('hex');
+  readonly #deps: FinalizeDeps;
+  readonly #input: RecordedInput;
+  readonly #log: Logger;
+  readonly #onDone: () => void;
+  #sessions = 0;
+  #currentSession = '';
+  /** Resolves true once the video record exists; created with the first segment, not before. */
+  #created: Promise<boolean> | undefined;
+  /** Per rendition, writes in segment order. */
+  readonly #chains = new Map<string, Promise<void>>();
+  #sessionsWrite: Promise<void> = Promise.resolve();
+  readonly #initsWritten = new Set<string>();
+  /** Session of each rendition's last segment: a change is a reconnect, hence a discontinuity. */
+  readonly #lastSession = new Map<string, string>();
+  /** Renditions that lost a segment: their next one follows a gap. */
+  readonly #lost = new Set<string>();
+  #finalized: Promise<void> | undefined;
+  #dropped = 0;
+
+  constructor(deps: FinalizeDeps, input: RecordedInput, onDone: () => void) {
+    this.#deps = deps;
+    this.#input = input;
+    this.#onDone = onDone;
+    this.#log = deps.logger.child({ component: 'recorder', liveInput: input.uid, video: this.videoUid });
+  }
+
+  beginSession(sessionId: string): void {
+    this.#sessions++;
+    this.#currentSession = sessionId;
+    if (this.#sessions > 1 && this.#created) {
+      const sessions = this.#sessions;
+      const created = this.#created;
+      this.#sessionsWrite = this.#sessionsWrite.then(async () => {
+        if (!(await created)) return;
+        await this.#deps.videos
+          .update(this.videoUid, (r) => ({ ...r, recording: { sessions: Math.max(r.recording.sessions, sessions) } }))
+          .catch((error: unknown) => this.#log.warn({ err: error }, 'could not count the session on the video'));
+      });
+    }
+  }
+
+  addSegment(segment: RecordedSegment): void {
+    if (this.#finalized) {
+      this.#dropped++;
+      return;
+    }
+    const last = this.#lastSession.get(segment.rendition);
+    const reconnect = last !== undefined && last !== this.#currentSession;
+    this.#lastSession.set(segment.rendition, this.#currentSession);
+    const previous = this.#chains.get(segment.rendition) ?? Promise.resolve();
+    this.#chains.set(
+      segment.rendition,
+      previous.then(() => this.#write(segment, segment.discontinuity || reconnect)),
+    );
+  }
+
+  finalize(): Promise<void> {
+    this.#finalized ??= (async () => {
+      try {
+        await Promise.all([...this.#chains.values(), this.#sessionsWrite]);
+        if (this.#dropped > 0) this.#log.warn({ dropped: this.#dropped }, 'segments arrived after the recording ended');
+        if (!this.#created || !(await this.#created)) return; // nothing was recorded: no video
+        await finalizeVideo(this.#deps, this.videoUid);
+      } catch (error) {
+        this.#log.error({ err: error }, 'could not finalize the recording; recovery will at the next start');
+      } finally {
+        this.#onDone();
+      }
+    })();
+    return this.#finalized;
+  }
+
+  #ensureCreated(): Promise<boolean> {
+    this.#created ??= this.#deps.videos
+      .createLive(
+        {
+          liveInput: this.#input.uid,
+          meta: this.#input.meta,
+          requireSignedURLs: this.#input.recording.requireSignedURLs,
+          allowedOrigins: this.#input.recording.allowedOrigins,
+          deleteRecordingAfterDays: this.#input.deleteRecordingAfterDays,
+          sessions: Math.max(1, this.#sessions),
+        },
+        this.#deps.nodeId,
+        this.videoUid,
+      )
+      .then(
+        () => {
+          this.#log.info('recording started');
+          return true;
+        },
+        (error: unknown) => {
+          this.#log.error({ err: error }, 'could not create the video record; will retry with the next segment');
+          this.#created = undefined;
+          return false;
+        },
+      );
+    return this.#created;
+  }
+
+  async #write(segment: RecordedSegment, discontinuity: boolean): Promise<void> {
+    const { rendition, init } = segment;
+    const base = `${videoPrefix(this.videoUid)}${rendition}/`;
+    try {
+      if (!(await this.#ensureCreated())) throw new Error('no video record');
+      const initId = `${rendition}/${init.name}`;
+      if (!this.#initsWritten.has(initId)) {
+        await this.#deps.spool.add(base + init.name, init.data, { contentType: 'video/mp4' });
+        const entry: InitEntry = { r: rendition, t: 'init', f: init.name, codecs: init.codecs, b: init.data.length };
+        if (init.width !== undefined) entry.w = init.width;
+        if (init.height !== undefined) entry.h = init.height;
+        await this.#deps.videos.appendManifest(this.videoUid, entry);
+        this.#initsWritten.add(initId);
+      }
+      await this.#deps.spool.add(base + segment.name, segment.data, { contentType: 'video/iso.segment' });
+      const entry: SegmentEntry = { r: rendition, t: 'seg', f: segment.name, i: init.name, d: segment.duration, b: segment.data.length };
+      if (discontinuity || this.#lost.has(rendition)) entry.disc = true;
+      await this.#deps.videos.appendManifest(this.videoUid, entry);
+      this.#lost.delete(rendition);
+    } catch (error) {
+      // Disk full, Redis away: this segment is lost to the recording; the live stream goes on.
+      this.#lost.add(rendition);
+      this.#log.warn({ err: error, rendition, file: segment.name }, 'segment not recorded');
+    }
+  }
+}
