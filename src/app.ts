@@ -181,6 +181,7 @@ export class App {
               meta: input.meta,
               recording: input.recording,
               deleteRecordingAfterDays: input.deleteRecordingAfterDays,
+              ladder: input.ladder ?? null,
             }
           : undefined;
       },

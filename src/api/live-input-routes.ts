@@ -58,6 +58,7 @@ export async function liveInputRoutes(
     enabled: r.enabled,
     recording: r.recording,
     deleteRecordingAfterDays: r.deleteRecordingAfterDays,
+    ladder: r.ladder ?? null,
     rtmp: { url: publicUrls.rtmp, streamKey: r.streamKey },
     webRTC: { url: `${whipBase()}/${r.uid}` },
     status: statusOf(r),

@@ -1,6 +1,7 @@
 import { Type, type Static, type TSchema } from 'typebox';
 import {
   DeleteRecordingAfterDays,
+  LiveInputLadder,
   LiveInputMeta,
   LiveInputStatus,
   RecordingSettings,
@@ -26,6 +27,7 @@ export const LiveInputCreate = Type.Object(
     enabled: Type.Optional(Type.Boolean({ description: 'A disabled live input refuses publishers' })),
     recording: Type.Optional(RecordingChanges),
     deleteRecordingAfterDays: Type.Optional(DeleteRecordingAfterDays),
+    ladder: Type.Optional(LiveInputLadder),
   },
   { additionalProperties: false },
 );
@@ -38,6 +40,7 @@ export const LiveInputUpdate = Type.Object(
     enabled: Type.Optional(Type.Boolean()),
     recording: Type.Optional(RecordingChanges),
     deleteRecordingAfterDays: Type.Optional(DeleteRecordingAfterDays),
+    ladder: Type.Optional(LiveInputLadder),
   },
   { additionalProperties: false },
 );
@@ -52,6 +55,7 @@ export const LiveInput = Type.Object({
   enabled: Type.Boolean(),
   recording: RecordingSettings,
   deleteRecordingAfterDays: DeleteRecordingAfterDays,
+  ladder: LiveInputLadder,
   rtmp: Type.Object({
     url: Type.String({ description: 'RTMP ingest URL; publish to <url>/<streamKey>' }),
     streamKey: Type.String({ description: 'Secret: anyone with it can publish' }),

@@ -1,4 +1,5 @@
 import type { Logger } from '../observability/logger.ts';
+import type { LadderRung } from '../transcode/ladder.ts';
 import type { HlsStreamView, LivePlayback } from '../origin/live-playback.ts';
 import { IngestRefusal, type IngestHandler, type PublishRequest, type PublishSession } from './ingest-contract.ts';
 import { LiveSession, type LiveSessionSettings } from './live-session.ts';
@@ -10,7 +11,9 @@ export type ConnectionState = 'connected' | 'reconnecting' | 'reconnected' | 'di
 /** What the registry needs to know about live inputs (implemented over the Redis repository). */
 export interface LiveInputDirectory {
   /** The input and, for recording, its settings (a broadcast keeps those it started with). */
-  findByStreamKey(streamKey: string): Promise<({ enabled: boolean } & RecordedInput) | undefined>;
+  findByStreamKey(
+    streamKey: string,
+  ): Promise<({ enabled: boolean; ladder?: LadderRung[] | null } & RecordedInput) | undefined>;
   /** Records the connection state on the input; failures are logged, never fatal. */
   setConnectionState(uid: string, state: ConnectionState): Promise<void>;
 }
@@ -99,7 +102,8 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
       liveInputUid: input.uid,
       protocol: request.protocol,
       remoteAddress: request.remoteAddress,
-      settings: this.#opts.settings,
+      // An input's own ladder replaces the server default for its broadcasts.
+      settings: input.ladder ? { ...this.#opts.settings, ladder: input.ladder } : this.#opts.settings,
       logger: this.#opts.logger,
     });
     const linger = this.#lingerTimers.get(input.uid);

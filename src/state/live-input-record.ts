@@ -53,6 +53,27 @@ export const RecordingSettings = Type.Object(
 );
 export type RecordingSettings = Static<typeof RecordingSettings>;
 
+/** A per-input transcoding ladder (Tributary extension); null: the server's default ladder. */
+export const LiveInputLadder = Type.Union(
+  [
+    Type.Null(),
+    Type.Array(
+      Type.Object(
+        {
+          name: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,31}$' }),
+          height: Type.Integer({ minimum: 144, maximum: 4320 }),
+          videoBitrateKbps: Type.Integer({ minimum: 100, maximum: 100_000 }),
+          audioBitrateKbps: Type.Integer({ minimum: 32, maximum: 512 }),
+        },
+        { additionalProperties: false },
+      ),
+      { maxItems: 8 },
+    ),
+  ],
+  { description: 'Renditions transcoded below the source height (never upscaled); null: the server default; [] : source copy only' },
+);
+export type LiveInputLadder = Static<typeof LiveInputLadder>;
+
 export const DeleteRecordingAfterDays = Type.Union([Type.Integer({ minimum: 1, maximum: 36500 }), Type.Null()], {
   description: 'Days after which recordings are deleted; null keeps them',
 });
@@ -93,6 +114,8 @@ const LiveInputRecordSchema = Type.Object({
   enabled: Type.Boolean(),
   recording: RecordingSettings,
   deleteRecordingAfterDays: DeleteRecordingAfterDays,
+  // Optional: records written before the field existed read as the server default.
+  ladder: Type.Optional(LiveInputLadder),
   streamKey: Type.String({ pattern: STREAM_KEY_PATTERN }),
   status: LiveInputStatus,
   created: Type.String(),
@@ -108,6 +131,7 @@ export interface LiveInputChanges {
   enabled?: boolean;
   recording?: Partial<RecordingSettings>;
   deleteRecordingAfterDays?: number | null;
+  ladder?: LiveInputLadder;
 }
 
 export const DEFAULT_RECORDING: RecordingSettings = {
@@ -163,6 +187,7 @@ export function buildRecord(changes: LiveInputChanges, now: Date): LiveInputReco
     enabled: changes.enabled ?? true,
     recording: { ...DEFAULT_RECORDING, ...stripUndefined(changes.recording ?? {}) },
     deleteRecordingAfterDays: changes.deleteRecordingAfterDays ?? null,
+    ladder: changes.ladder ?? null,
     streamKey: newStreamKey(),
     status: null,
     created: at,
@@ -181,6 +206,7 @@ export function applyChanges(record: LiveInputRecord, changes: LiveInputChanges,
     recording: { ...record.recording, ...stripUndefined(changes.recording ?? {}) },
     deleteRecordingAfterDays:
       changes.deleteRecordingAfterDays === undefined ? record.deleteRecordingAfterDays : changes.deleteRecordingAfterDays,
+    ladder: changes.ladder === undefined ? (record.ladder ?? null) : changes.ladder,
     modified: now.toISOString(),
   };
   assertValid(next);
@@ -188,6 +214,10 @@ export function applyChanges(record: LiveInputRecord, changes: LiveInputChanges,
 }
 
 export function assertValid(record: LiveInputRecord): void {
+  const names = (record.ladder ?? []).map((r) => r.name);
+  if (new Set(names).size !== names.length || names.includes('source')) {
+    throw new LiveInputInvalidError('ladder', 'ladder rendition names must be unique and not "source"');
+  }
   const metaBytes = Buffer.byteLength(JSON.stringify(record.meta));
   if (metaBytes > META_MAX_BYTES) {
     throw new LiveInputInvalidError('meta', `meta must be at most ${META_MAX_BYTES} bytes as JSON (got ${metaBytes})`);

@@ -84,7 +84,19 @@ describe('bad input never disturbs a running stream', () => {
     for (const a of attempts) expect(a.code).not.toBe(0);
 
     // --- a publisher with an 8 s GOP and B-frames: reported on the input, still played ---
-    const sloppy = await createLiveInput(server, { meta: { name: 'sloppy encoder' } });
+    // Its own ladder (a Tributary extension) replaces the server default: source + 180p.
+    const sloppy = await createLiveInput(server, {
+      meta: { name: 'sloppy encoder' },
+      ladder: [{ name: '180p', height: 180, videoBitrateKbps: 200, audioBitrateKbps: 64 }],
+    });
+    const dupLadder = await server.api<{ errors: Array<{ message: string }> }>('POST', '/v1/live_inputs', {
+      ladder: [
+        { name: 'a', height: 180, videoBitrateKbps: 200, audioBitrateKbps: 64 },
+        { name: 'a', height: 144, videoBitrateKbps: 150, audioBitrateKbps: 64 },
+      ],
+    });
+    expect(dupLadder.status).toBe(400);
+    expect(JSON.stringify(dupLadder.body.errors)).toContain('ladder');
     const sloppyPub = publishTestStream({
       url: `${server.rtmpBase}/${sloppy.streamKey}`,
       seconds: 20,
@@ -140,7 +152,7 @@ describe('bad input never disturbs a running stream', () => {
 
     // The sloppy stream plays and its input says what is wrong with it.
     await waitForHttp200(`${server.httpUrl}/${sloppy.uid}/manifest/video.m3u8`, 30_000);
-    type Health = { issues: Array<{ code: string }>; bframes: boolean; keyframeIntervalSeconds: number };
+    type Health = { issues: Array<{ code: string }>; bframes: boolean; keyframeIntervalSeconds: number; renditions: string[] };
     let health: Health | undefined;
     const healthDeadline = Date.now() + 20_000;
     while (Date.now() < healthDeadline) {
@@ -152,6 +164,7 @@ describe('bad input never disturbs a running stream', () => {
     expect(health?.bframes).toBe(true);
     expect(health?.issues.map((i) => i.code).sort()).toEqual(['ERR_GOP_OUT_OF_RANGE', 'WARN_BFRAMES']);
     expect(health?.keyframeIntervalSeconds).toBeGreaterThan(7);
+    expect(health?.renditions).toEqual(['source', '180p']);
     sloppyPub.stop();
 
     // --- the good stream kept going the whole time ---
