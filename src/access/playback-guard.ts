@@ -28,7 +28,16 @@ export type GuardFailureCode =
   | 'NOT_FOUND';
 
 export type GuardResult =
-  | { ok: true; uid: string; token?: string; claims?: TokenClaims; /** The asset limits embedding origins. */ originRestricted: boolean }
+  | {
+      ok: true;
+      uid: string;
+      token?: string;
+      claims?: TokenClaims;
+      /** The asset limits embedding origins. */
+      originRestricted: boolean;
+      /** The asset's allowed origins, present only when it has any (for the embed page's frame-ancestors). */
+      allowedOrigins?: string[];
+    }
   | { ok: false; status: 401 | 403 | 404; code: GuardFailureCode; message: string };
 
 export interface PlaybackRequest {
@@ -159,7 +168,9 @@ export class PlaybackGuard {
 
     if (policy.allowedOrigins.length > 0) {
       const origin = first(req.headers['origin']) ?? first(req.headers['referer']);
-      if (!originAllowed(policy.allowedOrigins, origin)) {
+      // The embed page's own requests come from this origin: the page itself was checked (and
+      // framed only by allowed sites through its frame-ancestors).
+      if (!originAllowed(policy.allowedOrigins, origin) && !sameOrigin(origin, req.headers)) {
         return deny('ORIGIN_NOT_ALLOWED', 'this video may not be played from this site');
       }
     }
@@ -168,6 +179,7 @@ export class PlaybackGuard {
       ok: true,
       uid,
       originRestricted: policy.allowedOrigins.length > 0,
+      ...(policy.allowedOrigins.length > 0 ? { allowedOrigins: policy.allowedOrigins } : {}),
       ...(token !== undefined ? { token } : {}),
       ...(claims !== undefined ? { claims } : {}),
     };
@@ -191,6 +203,18 @@ export class PlaybackGuard {
 
 function deny(code: GuardFailureCode, message: string): Extract<GuardResult, { ok: false }> {
   return { ok: false, status: STATUS[code], code, message };
+}
+
+/** Whether an Origin or Referer names the host the request was sent to (Host, or :authority on HTTP/2). */
+export function sameOrigin(originOrReferer: string | undefined, headers: HeaderMap): boolean {
+  const host = first(headers['host']) ?? first(headers[':authority']);
+  if (originOrReferer === undefined || host === undefined || originOrReferer.length > 4096) return false;
+  try {
+    const url = new URL(originOrReferer.trim());
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.host === new URL(`${url.protocol}//${host}`).host;
+  } catch {
+    return false;
+  }
 }
 
 function first(v: string | string[] | undefined): string | undefined {

@@ -15,6 +15,11 @@ import { parseAccessRules, type AccessRule } from './access-rules.ts';
  * revoked on any node is dropped here, with every cached token it signed, as soon as the revocation
  * message arrives; a periodic reload covers a missed message.
  *
+ * A kid not in the key set (a key just created, on this node or another) triggers a reload, so a
+ * new key works on its first request. Reloads for unknown kids are at least `unknownKidGapMs`
+ * apart (a request waits for the next one), and a kid that a reload did not find is refused
+ * without another for `unknownKidReloadMs`: random kids cannot turn into a Redis storm.
+ *
  * Clock skew: `exp` and `nbf` (and a future `iat`) are checked with a tolerance of
  * `clockSkewSeconds` (default 60 s), so a token minted on a host whose clock is a little ahead
  * works at once, and one expires up to that long after its `exp`. A cached token is never served
@@ -81,8 +86,10 @@ export interface TokenVerifierOptions {
   clockSkewSeconds?: number;
   /** Full reload of the key set, in case a revocation message was missed (default 30 s). */
   resyncIntervalMs?: number;
-  /** An unknown kid triggers a reload at most this often (default 5 s). */
+  /** A kid that a reload did not find is refused without another reload for this long (default 5 s). */
   unknownKidReloadMs?: number;
+  /** Least time between two reloads caused by unknown kids (default 250 ms). */
+  unknownKidGapMs?: number;
   /** Clock in ms (tests). */
   now?: () => number;
   /** Told after a key was dropped (revocation here or elsewhere, or found missing on reload). */
@@ -110,6 +117,10 @@ export class TokenVerifier {
   readonly #skew: number;
   readonly #resyncMs: number;
   readonly #unknownKidReloadMs: number;
+  readonly #unknownKidGapMs: number;
+  // Kids a reload did not find → until when they are refused without asking the store again.
+  readonly #missing = new Map<string, number>();
+  #delayedReload: Promise<void> | undefined;
   readonly #now: () => number;
   readonly #onKeyDropped: ((kid: string) => void) | undefined;
   readonly #onError: (err: unknown) => void;
@@ -129,6 +140,7 @@ export class TokenVerifier {
     this.#skew = opts.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
     this.#resyncMs = opts.resyncIntervalMs ?? 30_000;
     this.#unknownKidReloadMs = opts.unknownKidReloadMs ?? 5_000;
+    this.#unknownKidGapMs = opts.unknownKidGapMs ?? 250;
     this.#now = opts.now ?? Date.now;
     this.#onKeyDropped = opts.onKeyDropped;
     this.#onError = opts.onError ?? (() => {});
@@ -232,6 +244,32 @@ export class TokenVerifier {
     return hit.claims;
   }
 
+  #recentlyMissing(kid: string): boolean {
+    const until = this.#missing.get(kid);
+    if (until === undefined) return false;
+    if (until > this.#now()) return true;
+    this.#missing.delete(kid);
+    return false;
+  }
+
+  #rememberMissing(kid: string): void {
+    // Bounded: a flood of random kids only ever costs one reload per gap.
+    if (this.#missing.size >= 10_000) this.#missing.clear();
+    this.#missing.set(kid, this.#now() + this.#unknownKidReloadMs);
+  }
+
+  /** A reload, no sooner than `unknownKidGapMs` after the last one; concurrent callers share it. */
+  async #reloadForUnknownKid(): Promise<void> {
+    const wait = this.#lastReload + this.#unknownKidGapMs - this.#now();
+    if (wait > 0) {
+      this.#delayedReload ??= new Promise<void>((resolve) => setTimeout(resolve, Math.min(wait, this.#unknownKidGapMs))).finally(() => {
+        this.#delayedReload = undefined;
+      });
+      await this.#delayedReload;
+    }
+    await this.reload();
+  }
+
   async #verify(token: string, expectedUid: string | undefined): Promise<TokenVerifyResult> {
     if (typeof token !== 'string' || token.length === 0) return fail('TOKEN_MALFORMED', 'token is empty');
     if (token.length > MAX_TOKEN_BYTES) return fail('TOKEN_TOO_LARGE', `token is longer than ${MAX_TOKEN_BYTES} bytes`);
@@ -255,13 +293,14 @@ export class TokenVerifier {
     if (!KID_RE.test(kid)) return fail('TOKEN_KID_UNKNOWN', 'token kid is not a known signing key');
 
     let key = this.#keys.get(kid);
-    if (!key && !this.#revoked.has(kid) && this.#now() - this.#lastReload >= this.#unknownKidReloadMs) {
+    if (!key && !this.#revoked.has(kid) && !this.#recentlyMissing(kid)) {
       try {
-        await this.reload();
+        await this.#reloadForUnknownKid();
       } catch (err) {
         this.#onError(err);
       }
       key = this.#keys.get(kid);
+      if (!key) this.#rememberMissing(kid);
     }
     if (!key) return fail('TOKEN_KID_UNKNOWN', 'token kid is not a known signing key (unknown or revoked)');
     if (key.algorithm !== alg) return fail('TOKEN_ALG_NOT_ALLOWED', `signing key ${kid} is an ${key.algorithm} key, not ${alg}`);

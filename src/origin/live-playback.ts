@@ -50,7 +50,7 @@ export interface PlaybackAccess {
     remoteAddress: string;
     headers: Record<string, string | string[] | undefined>;
   }): Promise<
-    | { ok: true; uid: string; token?: string; originRestricted: boolean }
+    | { ok: true; uid: string; token?: string; originRestricted: boolean; allowedOrigins?: string[] }
     | { ok: false; status: 401 | 403 | 404; code: string; message: string }
   >;
 }

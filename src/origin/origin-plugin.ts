@@ -1,5 +1,6 @@
 import { gzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ASSET_CACHE, embedCsp, embedErrorPage, loadEmbedAssets } from './embed-page.ts';
 import { parseHlsQuery } from './hls-query.ts';
 import type { HlsStreamView, HoldResult, LivePlayback, PlaybackAccess } from './live-playback.ts';
 
@@ -59,10 +60,20 @@ function notFound(reply: FastifyReply, message = 'no such stream or file'): Fast
   return errorReply(reply, 404, 'NOT_FOUND', message);
 }
 
-/** Playback of live streams: `/{id}/manifest/video.m3u8` and everything under it. */
+/** What a request may play: the uid, and the asset's allowed origins when it has any. */
+interface Authorized {
+  uid: string;
+  allowedOrigins?: string[] | undefined;
+}
+
+/**
+ * Playback of live streams: `/{id}/manifest/video.m3u8` and everything under it, the embed
+ * player `/{id}/iframe` and its static assets under `/assets/`.
+ */
 export async function originPlugin(app: FastifyInstance, opts: OriginOptions): Promise<void> {
   const held = new Set<AbortController>();
   const gzipCache = new Map<string, Buffer>();
+  const embed = loadEmbedAssets();
 
   // Shutdown must not wait for held requests to time out: answer them now (503, retry elsewhere).
   app.addHook('preClose', async () => {
@@ -88,11 +99,16 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
    * the refusal itself and returns undefined. A `?token=` on a uid path is moved into the path by
    * a redirect, so that every relative URI below inherits it (players send no custom headers).
    */
-  async function authorize(req: FastifyRequest, reply: FastifyReply, id: string): Promise<string | undefined> {
+  async function authorize(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    id: string,
+    deny: (status: number, code: string, message: string) => unknown = (status, code, message) => errorReply(reply, status, code, message),
+  ): Promise<Authorized | undefined> {
     const guard = opts.guard;
     if (!guard) {
-      if (ID.test(id)) return id;
-      notFound(reply);
+      if (ID.test(id)) return { uid: id };
+      deny(404, 'NOT_FOUND', 'no such stream or file');
       return undefined;
     }
     const rawUrl = req.raw.url ?? '';
@@ -104,11 +120,11 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
       decision = await guard.check({ pathId: id, queryToken, remoteAddress: req.socket.remoteAddress ?? '', headers: req.headers });
     } catch (error) {
       req.log.warn({ err: error }, 'playback check failed');
-      errorReply(reply, 503, 'STATE_UNAVAILABLE', 'cannot check playback rights right now');
+      deny(503, 'STATE_UNAVAILABLE', 'cannot check playback rights right now');
       return undefined;
     }
     if (!decision.ok) {
-      errorReply(reply, decision.status, decision.code, decision.message);
+      deny(decision.status, decision.code, decision.message);
       return undefined;
     }
     (req as FastifyRequest & { reflectOrigin: boolean }).reflectOrigin = decision.originRestricted;
@@ -119,8 +135,38 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
       reply.code(302).header('cache-control', 'private, no-store').header('location', rest ? `${path}?${rest}` : path).send();
       return undefined;
     }
-    return decision.uid;
+    return { uid: decision.uid, allowedOrigins: decision.allowedOrigins };
   }
+
+  // hls.js and the player's script and style, read once at startup; the page names them with a
+  // content hash, so they are cached for a year.
+  app.get<{ Params: { file: string } }>('/assets/:file', async (req, reply) => {
+    const file = embed.files.get(req.params.file);
+    if (!file) return notFound(reply);
+    return reply
+      .type(file.contentType)
+      .header('cache-control', ASSET_CACHE)
+      .header('etag', `"${file.version}"`)
+      .header('x-content-type-options', 'nosniff')
+      .send(file.body);
+  });
+
+  app.get<{ Params: { id: string } }>('/:id/iframe', async (req, reply) => {
+    const page = (status: number, body: string, allowedOrigins?: string[]) =>
+      reply
+        .code(status)
+        .type('text/html; charset=utf-8')
+        // The page is the same for every id; its frame-ancestors follows the asset's policy.
+        .header('cache-control', 'no-cache')
+        .header('content-security-policy', embedCsp(allowedOrigins))
+        // The path may hold a token: never hand it to another site.
+        .header('referrer-policy', 'same-origin')
+        .header('x-content-type-options', 'nosniff')
+        .send(body);
+    const auth = await authorize(req, reply, req.params.id, (status, code) => page(status, embedErrorPage(status, code)));
+    if (auth === undefined) return reply;
+    return page(200, embed.page, auth.allowedOrigins);
+  });
 
   app.options('/:id/*', async (_req, reply) =>
     reply
@@ -185,7 +231,7 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
   }
 
   app.get<{ Params: { id: string } }>('/:id/manifest/video.m3u8', async (req, reply) => {
-    const id = await authorize(req, reply, req.params.id);
+    const id = (await authorize(req, reply, req.params.id))?.uid;
     if (id === undefined) return reply;
     const stream = opts.live.stream(id);
     const text = stream?.masterPlaylist();
@@ -198,7 +244,7 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     async (req, reply) => {
       const { rendition, file } = req.params;
       if (!RENDITION.test(rendition) || !FILE.test(file) || file.includes('..')) return notFound(reply);
-      const id = await authorize(req, reply, req.params.id);
+      const id = (await authorize(req, reply, req.params.id))?.uid;
       if (id === undefined) return reply;
       if (file.endsWith('.m3u8')) return mediaPlaylist(req, reply, id, rendition);
 

@@ -206,6 +206,14 @@ describe('TokenVerifier: every failure has its code', () => {
     expect((await verifier.verify(token)).ok).toBe(true);
   });
 
+  it('finds a key created just after a reload on its first request (waiting for the reload gap)', async () => {
+    // Right after start(): the last reload was "now", yet a brand-new kid must not be refused.
+    source.records.set(stranger.kid, stranger.record);
+    const loadsBefore = source.loads;
+    expect((await verifier.verify(await sign(stranger, good()), UID)).ok).toBe(true);
+    expect(source.loads).toBe(loadsBefore + 1);
+  });
+
   it('TOKEN_KID_UNKNOWN / TOKEN_MALFORMED for odd or missing kids', async () => {
     const odd = await new SignJWT(good()).setProtectedHeader({ alg: 'RS256', kid: '../../etc/passwd' }).sign(rsa.privateKey);
     expect(await verifier.verify(odd)).toMatchObject({ ok: false, code: 'TOKEN_KID_UNKNOWN' });

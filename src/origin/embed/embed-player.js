@@ -1,0 +1,105 @@
+/* global document, location, window, fetch, setTimeout, clearTimeout, URL, Hls */
+// Tributary embed player (served at /assets/embed-player.js, loaded by /{id}/iframe).
+// Plays manifest/video.m3u8 relative to the page, so a token standing in for the id covers
+// every request. While the master playlist 404s the stream is not live yet: show that and poll;
+// playback starts by itself when the stream goes live. The page's state is in body[data-state]
+// (loading | waiting | playing | ended | denied | unsupported) for styling and for tests.
+(function () {
+  'use strict';
+  var RETRY_MS = 2000;
+  var video = document.getElementById('video');
+  var status = document.getElementById('status');
+  var src = new URL('manifest/video.m3u8', location.href.split('?')[0]).toString();
+  var hls = null;
+  var timer = null;
+  // After a broadcast ends, its final playlist stays up for a while: only a 404 (the old stream
+  // is gone) followed by a 200 means a new broadcast.
+  var needGone = false;
+
+  function setState(state, text) {
+    document.body.setAttribute('data-state', state);
+    status.textContent = text;
+  }
+
+  function later() {
+    clearTimeout(timer);
+    timer = setTimeout(probe, RETRY_MS);
+  }
+
+  function teardown() {
+    if (hls) {
+      hls.destroy();
+      hls = null;
+    }
+    video.removeAttribute('src');
+    video.load();
+  }
+
+  function probe() {
+    fetch(src, { cache: 'no-store', credentials: 'same-origin' }).then(
+      function (res) {
+        if (res.ok && !needGone) return start();
+        if (res.ok || res.status === 404) {
+          if (res.status === 404) needGone = false;
+          if (document.body.getAttribute('data-state') !== 'ended') {
+            setState('waiting', 'This stream is not live yet. It will start playing as soon as it goes live.');
+          }
+          return later();
+        }
+        if (res.status === 401 || res.status === 403) {
+          return res.json().then(
+            function (body) {
+              var code = body && body.errors && body.errors[0] ? body.errors[0].code : String(res.status);
+              setState('denied', 'You cannot watch this stream (' + code + ').');
+            },
+            function () {
+              setState('denied', 'You cannot watch this stream (' + res.status + ').');
+            },
+          );
+        }
+        setState('waiting', 'Connecting to the stream…');
+        return later();
+      },
+      function () {
+        setState('waiting', 'Connecting to the stream…');
+        later();
+      },
+    );
+  }
+
+  function start() {
+    setState('loading', 'Starting…');
+    if (window.Hls && Hls.isSupported()) {
+      // No worker: fMP4 needs no transmuxing, and the page's CSP allows no blob: scripts.
+      hls = new Hls({ lowLatencyMode: true, enableWorker: false, backBufferLength: 30 });
+      hls.on(Hls.Events.ERROR, function (_event, data) {
+        if (!data.fatal) return;
+        // The stream went away or the network failed: back to waiting for it.
+        teardown();
+        setState('waiting', 'Reconnecting to the stream…');
+        later();
+      });
+      hls.loadSource(src);
+      hls.attachMedia(video);
+    } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
+      video.src = src; // Safari and iOS play LL-HLS natively
+    } else {
+      setState('unsupported', 'This browser cannot play HLS video.');
+      return;
+    }
+    var played = video.play();
+    if (played && played.catch) played.catch(function () {});
+  }
+
+  video.addEventListener('playing', function () {
+    setState('playing', '');
+  });
+  video.addEventListener('ended', function () {
+    teardown();
+    needGone = true;
+    setState('ended', 'The broadcast has ended.');
+    later();
+  });
+
+  probe();
+})();
