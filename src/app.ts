@@ -244,7 +244,7 @@ export class App {
           else if (change === 'updated' && record && !record.enabled) void sessions.terminate(uid, 'input_disabled');
         },
       });
-      await http.register(originPlugin, { live: sessions, guard });
+      await http.register(originPlugin, { live: sessions, guard, vod });
     };
 
     let rtmpPort: number | undefined;

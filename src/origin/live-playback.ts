@@ -54,3 +54,14 @@ export interface PlaybackAccess {
     | { ok: false; status: 401 | 403 | 404; code: string; message: string }
   >;
 }
+
+/** Finished videos (recordings, uploads), read from the object store (implemented by vod/). */
+export interface VodSource {
+  masterPlaylist(uid: string): Promise<string | undefined>;
+  mediaPlaylist(uid: string, rendition: string): Promise<string | undefined>;
+  resource(
+    uid: string,
+    rendition: string,
+    file: string,
+  ): Promise<{ body: import('node:stream').Readable | Buffer; contentType: string; size: number } | undefined>;
+}

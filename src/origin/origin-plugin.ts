@@ -2,10 +2,12 @@ import { gzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ASSET_CACHE, embedCsp, embedErrorPage, loadEmbedAssets } from './embed-page.ts';
 import { parseHlsQuery } from './hls-query.ts';
-import type { HlsStreamView, HoldResult, LivePlayback, PlaybackAccess } from './live-playback.ts';
+import type { HlsStreamView, HoldResult, LivePlayback, PlaybackAccess, VodSource } from './live-playback.ts';
 
 export interface OriginOptions {
   live: LivePlayback;
+  /** Finished videos; asked when no live stream of that id is on this node. */
+  vod?: VodSource;
   /** Token, IP/country and allowed-origin checks. Without it every valid uid plays. */
   guard?: PlaybackAccess;
   /**
@@ -35,6 +37,8 @@ export const CACHE = {
    */
   blockingPlaylist: (targetDuration: number) => `public, max-age=${Math.max(1, Math.round(3 * targetDuration))}`,
   endedPlaylist: 'public, max-age=60',
+  // A VOD playlist never changes, but its video can be deleted: a CDN may keep it a few minutes.
+  vodPlaylist: 'public, max-age=300',
   // Media file names carry a random per-session prefix and never change content.
   media: 'public, max-age=31536000, immutable',
   error: 'no-cache',
@@ -234,6 +238,10 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     const id = (await authorize(req, reply, req.params.id))?.uid;
     if (id === undefined) return reply;
     const stream = opts.live.stream(id);
+    if (!stream) {
+      const vodText = await opts.vod?.masterPlaylist(id);
+      if (vodText !== undefined) return sendPlaylist(req, reply, vodText, CACHE.vodPlaylist);
+    }
     const text = stream?.masterPlaylist();
     if (!stream || text === undefined) return notFound(reply, 'stream is not live');
     return sendPlaylist(req, reply, text, stream.ended ? CACHE.endedPlaylist : CACHE.livePlaylist);
@@ -249,7 +257,15 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
       if (file.endsWith('.m3u8')) return mediaPlaylist(req, reply, id, rendition);
 
       const stream = opts.live.stream(id);
-      if (!stream) return notFound(reply, 'stream is not live');
+      if (!stream) {
+        const vod = await opts.vod?.resource(id, rendition, file);
+        if (!vod) return notFound(reply, 'no such stream, video or file');
+        return reply
+          .type(vod.contentType)
+          .header('content-length', vod.size)
+          .header('cache-control', CACHE.media)
+          .send(vod.body);
+      }
       let resource = stream.resource(rendition, file);
       if (!resource) {
         // The preload-hinted part: held until it is complete, then sent whole (6.2.6).
@@ -270,7 +286,12 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     const { msn, part, skip } = parsed.directives;
 
     const stream = opts.live.stream(id);
-    if (!stream) return notFound(reply, 'stream is not live');
+    if (!stream) {
+      // A finished video: delivery directives do not apply to a VOD playlist.
+      const vodText = await opts.vod?.mediaPlaylist(id, rendition);
+      if (vodText !== undefined) return sendPlaylist(req, reply, vodText, CACHE.vodPlaylist);
+      return notFound(reply, 'stream is not live');
+    }
     let blocking = false;
     if (msn !== undefined) {
       const state = stream.blockingState(rendition, msn, part);

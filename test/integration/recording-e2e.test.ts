@@ -85,11 +85,13 @@ describe('recording live inputs into VOD', () => {
     const media = await readFile(path.join(dir, 'source', 'index.m3u8'), 'utf8');
     expect(media).toContain('#EXT-X-PLAYLIST-TYPE:VOD');
     expect(parseMedia(media)).toMatchObject({ ended: true, discontinuities: 1 });
-    const probe = await ffprobe(path.join(dir, 'master.m3u8'));
+    // …and the same video played the way viewers get it: through the origin at /{videoUid}/.
+    const vodUrl = `${server.httpUrl}/${videoUid}/manifest/video.m3u8`;
+    const probe = await ffprobe(vodUrl);
     expect(probe.streams.some((s) => s.codec_type === 'video' && s.codec_name === 'h264')).toBe(true);
     expect(probe.streams.some((s) => s.codec_type === 'audio' && s.codec_name === 'aac')).toBe(true);
-    const played = await decodedDuration(path.join(dir, 'master.m3u8'));
-    console.log(`video ${video.duration} s (${video.size} bytes); ffmpeg decoded ${played} s`);
+    const played = await decodedDuration(vodUrl);
+    console.log(`video ${video.duration} s (${video.size} bytes); ffmpeg decoded ${played} s over HTTP`);
     expect(Math.abs(played - video.duration)).toBeLessThan(1.5);
 
     const deleted = await server.api('DELETE', `/v1/videos/${videoUid}`);
