@@ -162,7 +162,7 @@ export class HlsLiveStream {
       name,
       meta,
       window: new RenditionWindow({ prefix: this.prefix, maxSegments: this.#windowSegments }),
-      segmenter: new Segmenter({ targetSegmentDuration: this.#segmentTarget }),
+      segmenter: new Segmenter({ targetSegmentDuration: this.#segmentTarget, partTarget: this.partTarget }),
       init: undefined,
       initPushed: false,
       epoch: -1,

@@ -37,6 +37,8 @@ export interface SegmenterOptions {
   targetSegmentDuration?: number;
   /** Media sequence number of the first segment (default 0). */
   firstMsn?: number;
+  /** PART-TARGET in seconds: when given, a segment also ends after a part under 85 % of it. */
+  partTarget?: number;
 }
 
 /** Durations are sums of floats; a segment a hair short of the target still counts as reaching it. */
@@ -53,9 +55,11 @@ export class Segmenter {
   readonly targetSegmentDuration: number;
   #nextMsn: number;
   #open: OpenSegment | undefined;
+  readonly #partTarget: number | undefined;
 
   constructor(opts: SegmenterOptions = {}) {
     this.targetSegmentDuration = opts.targetSegmentDuration ?? 2;
+    this.#partTarget = opts.partTarget;
     if (!(this.targetSegmentDuration > 0)) throw new RangeError('targetSegmentDuration must be > 0');
     this.#nextMsn = opts.firstMsn ?? 0;
   }
@@ -73,7 +77,7 @@ export class Segmenter {
   push(fragment: Mp4Fragment, wallClockMs: number): SegmenterEvent[] {
     const events: SegmenterEvent[] = [];
     const independent = fragment.independent;
-    if (this.#open && independent && this.#open.duration >= this.targetSegmentDuration - DURATION_TOLERANCE) {
+    if (this.#open && independent && (this.#open.duration >= this.targetSegmentDuration - DURATION_TOLERANCE || this.#endsShort(this.#open))) {
       events.push(this.#close());
     }
     if (!this.#open) {
@@ -83,6 +87,16 @@ export class Segmenter {
     }
     events.push(this.#append(this.#open, fragment));
     return events;
+  }
+
+  /**
+   * The part before a keyframe is short when the GOP is not a multiple of the part duration.
+   * rfc8216bis 4.4.4.9 allows a part under 85 % of PART-TARGET only when it is independent or the
+   * last of its segment: so the segment ends there, early, rather than break the rule.
+   */
+  #endsShort(open: OpenSegment): boolean {
+    const last = open.parts.at(-1);
+    return this.#partTarget !== undefined && last !== undefined && !last.independent && last.duration < 0.85 * this.#partTarget - DURATION_TOLERANCE;
   }
 
   #append(open: OpenSegment, fragment: Mp4Fragment): SegmenterEvent {

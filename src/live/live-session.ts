@@ -8,6 +8,7 @@ import type {
   TerminateReason,
 } from './ingest-contract.ts';
 import { encodeFlvHeader, encodeFlvTag } from '../media/flv-tags.ts';
+import { readMetadataNumber } from '../media/flv-metadata.ts';
 import { FlvSourceInfo } from '../media/flv-source-info.ts';
 import { Fmp4Reader } from '../media/fmp4-reader.ts';
 import { HlsLiveStream } from '../hls/live-stream.ts';
@@ -77,6 +78,8 @@ export class LiveSession implements PublishSession {
   #transcoder: Transcoder | undefined;
   #readers: Fmp4Reader[] = [];
   readonly #clock = new IngestClock();
+  /** From the publisher's onMetaData; sizes fMP4 fragments to whole frames. */
+  #fps: number | undefined;
   #terminateListeners: Array<(reason: TerminateReason) => void> = [];
   #listeners: { [K in keyof LiveSessionEvents]: Array<LiveSessionEvents[K]> } = { live: [], health: [], ended: [] };
   readonly health: InputHealth;
@@ -117,6 +120,8 @@ export class LiveSession implements PublishSession {
     }
     if (tag.type === 18) {
       this.#scriptTag = encodeFlvTag({ ...tag, timestamp: 0 });
+      const fps = readMetadataNumber(tag.data, 'framerate');
+      if (fps !== undefined && fps >= 1 && fps <= 240) this.#fps = fps;
       return;
     }
     if (tag.sequenceHeader) {
@@ -151,6 +156,7 @@ export class LiveSession implements PublishSession {
       renditions: this.renditions,
       gopSeconds: s.gopSeconds,
       partDurationSeconds: s.partTargetSeconds,
+      ...(this.#fps !== undefined ? { fps: this.#fps } : {}),
       sourceAudio: info.audio ? (info.audio.codec === 'aac' ? 'aac' : 'other') : 'none',
       input: 'flv-stdin',
       x264Preset: s.x264Preset,

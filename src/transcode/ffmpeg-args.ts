@@ -69,7 +69,7 @@ export function buildLiveArgs(opts: LiveArgsOptions): string[] {
     args.push(...mapArgs(opts));
     args.push(...(rendition.copy ? copyVideoArgs() : encodeVideoArgs(rendition, opts, hasCopy)));
     args.push(...audioArgs(rendition, opts));
-    args.push(...fragmentedMp4Args(opts.partDurationSeconds), `pipe:${FIRST_OUTPUT_FD + index}`);
+    args.push(...fragmentedMp4Args(opts.partDurationSeconds, opts.fps), `pipe:${FIRST_OUTPUT_FD + index}`);
   });
   return args;
 }
@@ -144,18 +144,23 @@ function audioArgs(r: RenditionSpec, opts: LiveArgsOptions): string[] {
  * duration (frag_duration, µs), whichever comes first. `flush_packets 1` pushes each fragment out
  * of FFmpeg's 32 KiB I/O buffer as soon as it is written instead of when the buffer fills.
  */
-export function fragmentDurationMicros(partDurationSeconds: number): number {
-  // The muxer closes a fragment at the first frame that reaches frag_duration, so fragments run up
-  // to one frame long. Asking for one 24 fps frame less keeps every fragment within the part
-  // target (LL-HLS: a part must never exceed PART-TARGET) at any frame rate of 24 fps or more.
-  return Math.round(Math.max(partDurationSeconds / 2, partDurationSeconds - 1 / 24) * 1_000_000);
+/**
+ * FFmpeg's mp4 muxer cuts a fragment at the first packet of ANY track whose time since the
+ * fragment's start reaches frag_duration. Asking for just under n whole video frames (n = frames
+ * that fit in the part) gives parts of n frames — or n-1 when an AAC frame (21.3 ms) triggers the
+ * cut first — so parts stay within PART-TARGET and, from 24 to 60 fps, above the 85 % floor of
+ * rfc8216bis 4.4.4.9. Without a known frame rate, 30 fps is assumed.
+ */
+export function fragmentDurationMicros(partDurationSeconds: number, fps = 30): number {
+  const frames = Math.max(1, Math.floor(partDurationSeconds * fps + 1e-9));
+  return Math.max(1000, Math.round((frames / fps) * 1_000_000) - 1000);
 }
 
-function fragmentedMp4Args(partDurationSeconds: number): string[] {
+function fragmentedMp4Args(partDurationSeconds: number, fps: number | undefined): string[] {
   return [
     '-f', 'mp4',
     '-movflags', '+frag_keyframe+empty_moov+default_base_moof+skip_trailer',
-    '-frag_duration', String(fragmentDurationMicros(partDurationSeconds)),
+    '-frag_duration', String(fragmentDurationMicros(partDurationSeconds, fps)),
     '-flush_packets', '1',
   ];
 }

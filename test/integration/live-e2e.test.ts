@@ -76,6 +76,29 @@ describe('live end to end: RTMP → FFmpeg → HLS', () => {
       expect(Number(master2.attrs.BANDWIDTH)).toBeGreaterThanOrEqual(average);
     }
 
+    // LL-HLS parts (rfc8216bis 4.4.4.9): none longer than PART-TARGET; none under 85 % of it unless
+    // it is INDEPENDENT or the last part of its segment.
+    {
+      const text = await waitForHttp200(new URL(variants[0]!.uri, masterUrl).toString());
+      const partTarget = Number(/#EXT-X-PART-INF:PART-TARGET=([\d.]+)/.exec(text)?.[1]);
+      expect(partTarget).toBeGreaterThan(0);
+      let group: Array<{ d: number; independent: boolean }> = [];
+      let checked = 0;
+      for (const line of text.split('\n')) {
+        const part = /^#EXT-X-PART:DURATION=([\d.]+),.*?(INDEPENDENT=YES)?$/.exec(line);
+        if (part) group.push({ d: Number(part[1]), independent: part[2] !== undefined });
+        if (line.startsWith('#EXTINF')) {
+          for (const [i, p] of group.entries()) {
+            expect(p.d).toBeLessThanOrEqual(partTarget + 1e-6);
+            if (!p.independent && i < group.length - 1) expect(p.d).toBeGreaterThanOrEqual(0.85 * partTarget - 1e-6);
+            checked++;
+          }
+          group = [];
+        }
+      }
+      expect(checked).toBeGreaterThan(4);
+    }
+
     // Kill the FFmpeg child mid-stream: the session restarts it and the playlist keeps advancing.
     const ffmpeg = childProcesses(server.process.pid!).filter((p) => p.comm === 'ffmpeg');
     expect(ffmpeg).toHaveLength(1);

@@ -90,3 +90,31 @@ describe('Segmenter', () => {
     expect(() => new Segmenter({ targetSegmentDuration: 0 })).toThrow(RangeError);
   });
 });
+
+describe('Segmenter with a part target: the 85 % rule (rfc8216bis 4.4.4.9)', () => {
+  it('ends a segment early when the part before a keyframe is short, never leaving it mid-segment', () => {
+    // 1 s GOPs of 30 frames cut into parts of 7 frames: 7,7,7,7,2 — the 2-frame part precedes a keyframe.
+    const s = new Segmenter({ targetSegmentDuration: 2, partTarget: 0.25 });
+    const segments: Segment[] = [];
+    for (let gop = 0; gop < 4; gop++) {
+      [7, 7, 7, 7, 2].forEach((frames, i) => {
+        for (const e of s.push(fragment(frames / 30, i === 0), 0)) if (e.type === 'segment') segments.push(e.segment);
+      });
+    }
+    expect(segments.length).toBe(3); // the 4th GOP is still open
+    for (const segment of segments) {
+      // Every part but the first (independent) and the last is at least 85 % of PART-TARGET.
+      for (const p of segment.parts.slice(1, -1)) expect(p.duration).toBeGreaterThanOrEqual(0.85 * 0.25);
+      expect(segment.parts.at(-1)!.duration).toBeCloseTo(2 / 30, 5);
+    }
+  });
+
+  it('keeps 2 s segments when parts divide the GOP evenly', () => {
+    const s = new Segmenter({ targetSegmentDuration: 2, partTarget: 0.2 });
+    const segments: Segment[] = [];
+    for (let gop = 0; gop < 5; gop++) {
+      for (let i = 0; i < 5; i++) for (const e of s.push(fragment(0.2, i === 0), 0)) if (e.type === 'segment') segments.push(e.segment);
+    }
+    expect(segments.map((x) => Number(x.duration.toFixed(3)))).toEqual([2, 2]);
+  });
+});

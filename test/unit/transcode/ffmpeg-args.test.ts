@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildLiveArgs, type LiveArgsOptions } from '../../../src/transcode/ffmpeg-args.ts';
+import { fragmentDurationMicros, buildLiveArgs, type LiveArgsOptions } from '../../../src/transcode/ffmpeg-args.ts';
 import type { RenditionSpec } from '../../../src/transcode/ladder.ts';
 
 const source: RenditionSpec = { name: 'source', copy: true, width: 1280, height: 720 };
@@ -72,7 +72,7 @@ describe('buildLiveArgs outputs', () => {
       expect(value(out, '-f')).toBe('mp4');
       const movflags = value(out, '-movflags') ?? '';
       for (const flag of ['frag_keyframe', 'empty_moov', 'default_base_moof']) expect(movflags).toContain(flag);
-      expect(value(out, '-frag_duration')).toBe('208333'); // 0.25 s minus one 24 fps frame
+      expect(value(out, '-frag_duration')).toBe('232333'); // 7 frames at 30 fps, minus 1 ms
       expect(value(out, '-flush_packets')).toBe('1');
       expect(out.slice(0, 4)).toEqual(['-map', '0:v:0', '-map', '0:a:0?']);
     }
@@ -122,7 +122,7 @@ describe('buildLiveArgs outputs', () => {
     { name: 'transcoded rung encodes non-AAC audio', over: { sourceAudio: 'other' }, output: 1, expect: { '-c:a': 'aac', '-b:a': '96k' } },
     { name: 'preset and threads', over: { x264Preset: 'superfast', threadsPerRendition: 2 }, output: 1, expect: { '-preset': 'superfast', '-threads:v': '2' } },
     { name: 'high profile above 480p', over: { renditions: [source, { ...r480, height: 720, width: 1280 }] }, output: 1, expect: { '-profile:v': 'high' } },
-    { name: 'fractional part duration in µs', over: { partDurationSeconds: 0.333 }, output: 0, expect: { '-frag_duration': '291333' } },
+    { name: 'fractional part duration in µs (9 whole frames at 30 fps)', over: { partDurationSeconds: 0.333 }, output: 0, expect: { '-frag_duration': '299000' } },
   ];
 
   it.each(rows)('$name', ({ over, output, expect: flags }) => {
@@ -134,5 +134,18 @@ describe('buildLiveArgs outputs', () => {
   it('copy rendition never encodes or forces keyframes', () => {
     const [copy] = outputs(buildLiveArgs(opts({})));
     for (const flag of ['-force_key_frames', '-b:v', '-preset', '-fps_mode']) expect(copy).not.toContain(flag);
+  });
+});
+
+describe('fragmentDurationMicros', () => {
+  it.each([
+    [0.25, 30, 232333],
+    [0.25, 25, 239000],
+    [0.25, 60, 249000],
+    [0.25, 24, 249000],
+    [0.2, 30, 199000],
+    [0.25, 29.97, 232567],
+  ])('part %s s at %s fps → %s µs', (part, fps, micros) => {
+    expect(fragmentDurationMicros(part, fps)).toBe(micros);
   });
 });
