@@ -1,3 +1,5 @@
+import type { Readable } from 'node:stream';
+
 /**
  * What the origin needs from the live layer, named where it is used (origin never imports live/).
  * `HlsLiveStream` (hls/) satisfies `HlsStreamView` structurally.
@@ -63,5 +65,5 @@ export interface VodSource {
     uid: string,
     rendition: string,
     file: string,
-  ): Promise<{ body: import('node:stream').Readable | Buffer; contentType: string; size: number } | undefined>;
+  ): Promise<{ body: Readable | Buffer; contentType: string; size: number } | undefined>;
 }
