@@ -107,11 +107,12 @@ describe('recording live inputs into VOD', () => {
     });
     const publisher = publishTestStream({ url: `${server.rtmpBase}/${input.streamKey}`, width: 640, height: 360, audio: true, realtime: true });
     try {
-      // A few segments recorded: the live playlist has them (each is spooled as it completes).
+      // A few seconds recorded: the live playlist lists them (each segment is spooled as it completes).
       const mediaUrl = `${server.httpUrl}/${input.uid}/manifest/source/index.m3u8`;
       const deadline = Date.now() + 30_000;
-      while (parseMedia(await waitForHttp200(mediaUrl, 30_000)).segments.length < 4) {
-        if (Date.now() > deadline) throw new Error('the live stream did not reach 4 segments');
+      const listedSeconds = (text: string) => [...text.matchAll(/#EXTINF:([\d.]+),/g)].reduce((a, m) => a + Number(m[1]), 0);
+      while (listedSeconds(await waitForHttp200(mediaUrl, 30_000)) < 6) {
+        if (Date.now() > deadline) throw new Error('the live stream did not reach 6 s of segments');
         await new Promise((r) => setTimeout(r, 200));
       }
       const live = await server.api<{ result: VideoView[] }>('GET', `/v1/live_inputs/${input.uid}/videos`);
@@ -127,7 +128,9 @@ describe('recording live inputs into VOD', () => {
 
       const got = await server.api<{ result: VideoView }>('GET', `/v1/videos/${videoUid}`);
       expect(got.body.result).toMatchObject({ status: { state: 'ready' }, readyToStream: true });
-      expect(got.body.result.duration).toBeGreaterThanOrEqual(6);
+      // Everything listed was recorded, but for the newest segment, whose spool write (with fsync)
+      // may still have been under way at the SIGKILL.
+      expect(got.body.result.duration).toBeGreaterThanOrEqual(5);
       const played = await decodedDuration(path.join(dataDir, 'media', 'videos', videoUid, 'master.m3u8'));
       console.log(`recovered video ${got.body.result.duration} s; ffmpeg decoded ${played} s`);
       expect(Math.abs(played - got.body.result.duration)).toBeLessThan(1.5);
