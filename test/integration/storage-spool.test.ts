@@ -332,35 +332,6 @@ describe('Spool → s3 outage', () => {
   });
 });
 
-describe('Spool → s3 drain rate', () => {
-  it.each([4, 16])('drains 1,000 × 50 KB files (concurrency %i) and reports the rate', async (concurrency) => {
-    const store = createObjectStore({ kind: 's3', ...s3.storeOptions() });
-    const dir = await mkdtemp(join(workDir, 'spool-'));
-    const spool = new Spool({ dir, store, logger: silentLogger(), concurrency, retry: FAST_RETRY });
-    const data = randomBytes(50 * 1024);
-    const addStart = performance.now();
-    for (let i = 0; i < 1000; i++) await spool.add(`drain-${concurrency}/seg-${String(i).padStart(5, '0')}.m4s`, data);
-    const addMs = performance.now() - addStart;
-    try {
-      const t0 = performance.now();
-      await spool.start();
-      await spool.flush();
-      const seconds = (performance.now() - t0) / 1000;
-      expect(spool.uploadedTotal).toBe(1000);
-      expect(await spoolFiles(dir)).toEqual([]);
-      const mb = (1000 * data.length) / 1e6;
-      console.log(
-        `[spool drain → s3rver, concurrency ${concurrency}] 1000 × 50 KiB in ${seconds.toFixed(2)} s: ` +
-          `${(1000 / seconds).toFixed(0)} files/s, ${(mb / seconds).toFixed(1)} MB/s ` +
-          `(spooling them with fsync took ${(addMs / 1000).toFixed(2)} s: ${(1000 / (addMs / 1000)).toFixed(0)} files/s)`,
-      );
-    } finally {
-      await spool.close();
-      await store.close();
-    }
-  });
-});
-
 describe('Spool on a full disk', () => {
   let mountDir: string | undefined;
 
