@@ -1,0 +1,146 @@
+/**
+ * The viewer side of the latency benchmark: hls.js (lowLatencyMode, otherwise default config) in
+ * Debian's headless Chromium. Every presented frame (requestVideoFrameCallback) is drawn onto a
+ * canvas and the painted frame number is read back by thresholding the centre of each block.
+ */
+import http from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import type { Browser, Page } from 'playwright-core';
+import { BITS, BLOCK, SOURCE_H, SOURCE_W } from './latency-lib.ts';
+import { sleep } from './bench-lib.ts';
+
+const require = createRequire(import.meta.url);
+const HLS_JS = readFileSync(require.resolve('hls.js/dist/hls.min.js'));
+
+const PAGE = `<!doctype html>
+<html><head><meta charset="utf-8"><title>latency</title></head>
+<body>
+<video id="v" muted autoplay playsinline style="width:640px"></video>
+<script src="/hls.min.js"></script>
+<script>
+  const BITS = ${BITS}, BLOCK = ${BLOCK}, SW = ${SOURCE_W}, SH = ${SOURCE_H};
+  const video = document.getElementById('v');
+  const canvas = document.createElement('canvas');
+  canvas.width = BITS * BLOCK; canvas.height = BLOCK;
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  const r = window.result = { loadAt: null, firstFrameAt: null, samples: [], ambiguous: 0, errors: [], fatal: null,
+    stalls: 0, levels: [], level: -1, version: Hls.version, targetLatency: null, reading: false };
+  function read() {
+    const vw = video.videoWidth, vh = video.videoHeight;
+    if (!vw || !vh) return -1;
+    ctx.drawImage(video, 0, 0, vw * BITS * BLOCK / SW, vh * BLOCK / SH, 0, 0, BITS * BLOCK, BLOCK);
+    const row = ctx.getImageData(0, BLOCK / 2, BITS * BLOCK, 1).data;
+    let n = 0;
+    for (let i = 0; i < BITS; i++) {
+      const x = i * BLOCK + BLOCK / 2;
+      const y = (row[x * 4] + row[x * 4 + 1] + row[x * 4 + 2]) / 3;
+      if (y > 64 && y < 192) return -2;
+      if (y >= 192) n += 2 ** i;
+    }
+    return n;
+  }
+  function onFrame(now, meta) {
+    // The wall clock at which the frame is expected on screen.
+    const wall = performance.timeOrigin + meta.expectedDisplayTime;
+    if (r.firstFrameAt === null) r.firstFrameAt = meta.presentationTime;
+    if (r.reading) {
+      const n = read();
+      if (n === -2) r.ambiguous++;
+      else if (n >= 0) r.samples.push([wall, n]);
+    }
+    video.requestVideoFrameCallback(onFrame);
+  }
+  window.start = (src, extra) => {
+    const hls = window.hls = new Hls({ lowLatencyMode: true, ...(extra || {}) });
+    hls.on(Hls.Events.MANIFEST_PARSED, (_e, d) => { r.levels = d.levels.map((l) => l.height); });
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_e, d) => { r.level = d.level; });
+    hls.on(Hls.Events.ERROR, (_e, d) => {
+      r.errors.push(d.details + (d.fatal ? ' (fatal)' : ''));
+      if (d.details === 'bufferStalledError') r.stalls++;
+      if (d.fatal) r.fatal = d.details;
+    });
+    video.requestVideoFrameCallback(onFrame);
+    hls.attachMedia(video);
+    r.loadAt = performance.now();
+    hls.loadSource(src);
+    video.play().catch(() => {});
+  };
+  window.snapshot = () => { r.targetLatency = window.hls ? window.hls.targetLatency : null; r.hlsLatency = window.hls ? window.hls.latency : null; return r; };
+</script></body></html>`;
+
+export interface PlayerResult {
+  loadAt: number | null;
+  firstFrameAt: number | null;
+  /** [wall clock the frame is expected on screen (ms), painted frame number] */
+  samples: Array<[number, number]>;
+  ambiguous: number;
+  errors: string[];
+  fatal: string | null;
+  stalls: number;
+  levels: number[];
+  level: number;
+  version: string;
+  targetLatency: number | null;
+  hlsLatency: number | null;
+  reading: boolean;
+}
+
+export async function startLatencyPageServer(): Promise<{ url: string; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    if (req.url?.startsWith('/hls.min.js')) res.writeHead(200, { 'content-type': 'text/javascript' }).end(HLS_JS);
+    else if (req.url?.startsWith('/latency')) res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE);
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/latency`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+export class LatencyPlayer {
+  readonly page: Page;
+  private constructor(page: Page) {
+    this.page = page;
+  }
+
+  static async open(browser: Browser, pageUrl: string): Promise<LatencyPlayer> {
+    const page = await browser.newPage();
+    await page.goto(pageUrl);
+    return new LatencyPlayer(page);
+  }
+
+  /** hls.loadSource(src) with `{ lowLatencyMode: true, ...extraConfig }`. */
+  async start(src: string, extraConfig: Record<string, unknown> = {}): Promise<void> {
+    await this.page.evaluate(([s, x]) => (globalThis as unknown as { start(s: string, x: unknown): void }).start(s, x), [src, extraConfig] as const);
+  }
+
+  async setReading(on: boolean): Promise<void> {
+    await this.page.evaluate((v) => {
+      (globalThis as unknown as { result: PlayerResult }).result.reading = v;
+    }, on);
+  }
+
+  async result(): Promise<PlayerResult> {
+    return this.page.evaluate(() => (globalThis as unknown as { snapshot(): PlayerResult }).snapshot());
+  }
+
+  /** Time to first frame (ms from loadSource to the first presented frame), or undefined on timeout. */
+  async waitFirstFrame(timeoutMs: number): Promise<number | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const r = await this.page.evaluate(() => {
+        const x = (globalThis as unknown as { result: PlayerResult }).result;
+        return { loadAt: x.loadAt, firstFrameAt: x.firstFrameAt, fatal: x.fatal };
+      });
+      if (r.fatal) throw new Error(`player failed: ${r.fatal}`);
+      if (r.firstFrameAt !== null && r.loadAt !== null) return r.firstFrameAt - r.loadAt;
+      await sleep(20);
+    }
+    return undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.page.close();
+  }
+}

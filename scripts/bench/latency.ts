@@ -1,0 +1,418 @@
+/**
+ * Latency benchmark (issue "sub-2-second glass-to-player latency"): Tributary's LL-HLS against
+ * nginx-rtmp's plain HLS, side by side in the same run, 1 s and 2 s GOPs.
+ *
+ *   node scripts/bench/latency.ts [--gops 1,2] [--warmup 8] [--sample 20] [--ttff-runs 5]
+ *                                 [--setups tributary,part0.2,catchup,custom,nginx] [--clip 120]
+ *                                 [--hls-config '{"startLevel":1}']   (hls.js config of the `custom` setup)
+ *
+ * The publisher sends a pre-encoded 1280x720 30 fps clip whose frames carry their number as a row
+ * of 16 black/white 40x40 blocks (`latency-lib.ts`), paced with `-re`; its start instant t0 is
+ * calibrated from FFmpeg's progress reports (error 0 … ~10 ms, never early). Per setup:
+ *   (a) part availability — a blocking-reload client per rendition records when each part is first
+ *       listed; latency = listed − (segment PDT + part offset), i.e. from the ingest of the part's
+ *       first frame (and, shown too, from its last frame: listed − PDT − offset − duration).
+ *       nginx has no parts: its segment availability is shown instead (listed − send time of the
+ *       segment's first frame, from nginx's timestamp file names).
+ *   (b) glass-to-player — hls.js (lowLatencyMode: true, default config) in headless Chromium reads
+ *       the number painted on every presented frame; latency = expected display time − (t0 + n/30).
+ *   (c) time to first frame — fresh page, hls.loadSource() on the running stream → first presented
+ *       frame (requestVideoFrameCallback presentationTime).
+ * Setups: `tributary` (defaults), `part0.2` (TRIBUTARY_HLS_PART_TARGET_SECONDS=0.2), `catchup`
+ * (defaults, hls.js with maxLiveSyncPlaybackRate 1.5 — not a default-config figure, it shows what
+ * the player's own start-up slippage costs), `nginx` (reference); each with every --gops value.
+ * Prints a table (setup × metric, p50/p95), the reference/Tributary ratios, and one JSON line.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Browser } from 'playwright-core';
+import { startServer, createLiveInput } from '../../test/helpers/server.ts';
+import { launchChromium } from '../../test/helpers/hlsjs-player.ts';
+import { parseMaster } from '../../test/helpers/probe.ts';
+import { printTable, sleep } from './bench-lib.ts';
+import {
+  FPS, followParts, frameSentAt, getText, paintedClip, parseMediaPlaylist, percentile, publishPainted, startNginxRef,
+  type CalibratedPublisher, type PartSighting,
+} from './latency-lib.ts';
+import { LatencyPlayer, startLatencyPageServer, type PlayerResult } from './latency-player.ts';
+
+const { values } = parseArgs({
+  options: {
+    gops: { type: 'string', default: '1,2' },
+    warmup: { type: 'string', default: '8' },
+    sample: { type: 'string', default: '20' },
+    'ttff-runs': { type: 'string', default: '5' },
+    setups: { type: 'string', default: 'tributary,part0.2,nginx' },
+    clip: { type: 'string', default: '120' },
+    'hls-config': { type: 'string', default: '{}' },
+  },
+});
+const gops = values.gops.split(',').map(Number);
+const warmupS = Number(values.warmup);
+const sampleS = Number(values.sample);
+const ttffRuns = Number(values['ttff-runs']);
+const setups = new Set(values.setups.split(','));
+const clipSeconds = Number(values.clip);
+
+const work = mkdtempSync(path.join(os.tmpdir(), 'trib-latency-'));
+
+/** The server code measured (others may commit while a long run is in progress: compared at start and end). */
+function codeVersion(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const srcTree = execFileSync('git', ['rev-parse', '--short', 'HEAD:src'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', 'src'], { encoding: 'utf8' }).trim() !== '';
+    return `src tree ${srcTree}${dirty ? ' + uncommitted changes' : ''} (HEAD ${head})`;
+  } catch {
+    return 'unknown';
+  }
+}
+const versionAtStart = codeVersion();
+
+interface Dist { p50: number; p95: number; n: number }
+const dist = (xs: number[]): Dist => ({ p50: percentile(xs, 50), p95: percentile(xs, 95), n: xs.length });
+
+interface SetupResult {
+  label: string;
+  server: 'tributary' | 'nginx';
+  gopSeconds: number;
+  env: Record<string, string>;
+  /** hls.js config beyond lowLatencyMode: true (empty = defaults). */
+  hlsConfig?: Record<string, unknown>;
+  /** (a) seconds, from the part's first frame; per rendition and all renditions together. */
+  partAvailability?: Record<string, Dist>;
+  /** (a) seconds, from the part's last frame (pure pipeline delay). */
+  partAvailabilityFromPartEnd?: Record<string, Dist>;
+  /** nginx: segment availability, seconds from the segment's first frame. */
+  segmentAvailability?: Dist;
+  /** (b) seconds. */
+  glassToPlayer: Dist;
+  /** (c) seconds. */
+  timeToFirstFrame: Dist & { runs: number[]; failed: number };
+  details: Record<string, unknown>;
+}
+
+const results: SetupResult[] = [];
+
+async function waitFor200(url: string, timeoutMs: number): Promise<string> {
+  const agent = new http.Agent({ keepAlive: false });
+  const deadline = Date.now() + timeoutMs;
+  try {
+    while (Date.now() < deadline) {
+      const r = await getText(url, agent);
+      if (r.status === 200 && r.text.includes('#EXT')) return r.text;
+      await sleep(25);
+    }
+  } finally {
+    agent.destroy();
+  }
+  throw new Error(`${url} did not become available`);
+}
+
+/** (b): play, warm up, read painted numbers for `sampleS`. */
+async function glassToPlayer(browser: Browser, pageUrl: string, src: string, pub: CalibratedPublisher, hlsConfig: Record<string, unknown>) {
+  const player = await LatencyPlayer.open(browser, pageUrl);
+  try {
+    await player.setReading(true);
+    await player.start(src, hlsConfig);
+    const first = await player.waitFirstFrame(30_000);
+    if (first === undefined) throw new Error('no frame within 30 s');
+    await sleep(warmupS * 1000);
+    const from = Date.now();
+    await sleep(sampleS * 1000);
+    await player.setReading(false);
+    const to = Date.now();
+    const r: PlayerResult = await player.result();
+    const t0 = pub.t0();
+    const latOf = ([wall, n]: [number, number]) => (wall - frameSentAt(t0, n, pub.clipFrames, wall)) / 1000;
+    const sampled = r.samples.filter(([wall]) => wall >= from && wall <= to);
+    const lat = sampled.map(latOf);
+    // hls.js (default config) never speeds up to catch up: the latency it starts with stays.
+    const atStart = percentile(r.samples.slice(0, 15).map(latOf), 50);
+    // Frames read back should mostly advance one by one; count those that do not (skipped
+    // presentations under load, or misreads).
+    let jumps = 0;
+    for (let i = 1; i < sampled.length; i++) if (sampled[i]![1] !== sampled[i - 1]![1] + 1) jumps++;
+    return {
+      from,
+      to,
+      lat,
+      player: {
+        hlsjs: r.version, levels: r.levels, levelAtEnd: r.level, stalls: r.stalls, errors: [...new Set(r.errors)],
+        framesRead: sampled.length, ambiguousFrames: r.ambiguous, nonConsecutive: jumps, glassToPlayerFirstHalfSecond: atStart,
+        targetLatency: r.targetLatency, hlsLatencyAtEnd: r.hlsLatency, firstFrameMs: first,
+      },
+    };
+  } finally {
+    await player.close();
+  }
+}
+
+/** (c) */
+async function timeToFirstFrame(browser: Browser, pageUrl: string, src: string, hlsConfig: Record<string, unknown>): Promise<{ runs: number[]; failed: number }> {
+  const runs: number[] = [];
+  let failed = 0;
+  for (let i = 0; i < ttffRuns; i++) {
+    const player = await LatencyPlayer.open(browser, pageUrl);
+    try {
+      await player.start(src, hlsConfig);
+      const t = await player.waitFirstFrame(15_000);
+      if (t === undefined) failed++;
+      else runs.push(t / 1000);
+    } catch {
+      failed++;
+    } finally {
+      await player.close();
+    }
+    await sleep(700);
+  }
+  return { runs, failed };
+}
+
+async function runTributary(browser: Browser, pageUrl: string, label: string, gop: number, env: Record<string, string>,
+  hlsConfig: Record<string, unknown> = {}): Promise<void> {
+  const clip = await paintedClip({ seconds: clipSeconds, gopSeconds: gop });
+  const server = await startServer({ env, startTimeoutMs: 60_000 });
+  let pub: CalibratedPublisher | undefined;
+  const abort = new AbortController();
+  try {
+    const input = await createLiveInput(server);
+    pub = publishPainted(clip, clipSeconds, `${server.rtmpBase}/${input.streamKey}`);
+    const master = `${server.httpUrl}/${input.uid}/manifest/video.m3u8`;
+    const masterText = await waitFor200(master, 30_000);
+    const variants = parseMaster(masterText).map((v) => ({ name: v.uri.split('/')[0]!, url: new URL(v.uri, master).toString() }));
+
+    // (a) one blocking-reload client per rendition, running through warm-up and sampling.
+    const sightings = new Map<string, PartSighting[]>(variants.map((v) => [v.name, []]));
+    const segDurations = new Map<number, number>();
+    const segPdt = new Map<number, number>();
+    const followers = variants.map((v, i) =>
+      followParts(v.url, abort.signal, (p) => sightings.get(v.name)!.push(p), i === 0 ? (pl) => {
+        for (const s of pl.segments) segDurations.set(s.msn, s.duration);
+        for (const s of pl.segments) if (s.pdt !== undefined && !segPdt.has(s.msn)) segPdt.set(s.msn, s.pdt);
+        for (const p of pl.parts) if (p.pdt !== undefined && !segPdt.has(p.msn)) segPdt.set(p.msn, p.pdt);
+      } : undefined),
+    );
+
+    const g = await glassToPlayer(browser, pageUrl, master, pub, hlsConfig);
+    const ttff = await timeToFirstFrame(browser, pageUrl, master, hlsConfig);
+    abort.abort();
+    const followerStats = await Promise.all(followers);
+
+    const partAvailability: Record<string, Dist> = {};
+    const partAvailabilityFromPartEnd: Record<string, Dist> = {};
+    const all: number[] = [];
+    const allEnd: number[] = [];
+    for (const [name, list] of sightings) {
+      const inWindow = list.filter((p) => p.pdt !== undefined && p.listedAt >= g.from && p.listedAt <= g.to);
+      const fromStart = inWindow.map((p) => (p.listedAt - p.pdt! - p.offset * 1000) / 1000);
+      const fromEnd = inWindow.map((p) => (p.listedAt - p.pdt! - (p.offset + p.duration) * 1000) / 1000);
+      partAvailability[name] = dist(fromStart);
+      partAvailabilityFromPartEnd[name] = dist(fromEnd);
+      all.push(...fromStart);
+      allEnd.push(...fromEnd);
+    }
+    partAvailability.all = dist(all);
+    partAvailabilityFromPartEnd.all = dist(allEnd);
+
+    // Cross-check of the two clocks: the server's PDT of segment k is the ingest time of the frame
+    // at media time Σ EXTINF(<k), which the publisher sent at t0 + that time (if the server's media
+    // time 0 is the publisher's frame 0). The difference is publisher → ingest delay plus t0 error.
+    const t0 = pub.t0();
+    const ingestOffsetsMs: number[] = [];
+    let mediaStart = 0;
+    for (let msn = 0; segPdt.has(msn); msn++) {
+      ingestOffsetsMs.push(Math.round(segPdt.get(msn)! - (t0 + mediaStart * 1000)));
+      const d = segDurations.get(msn);
+      if (d === undefined) break;
+      mediaStart += d;
+    }
+
+    const parts = sightings.get(variants[0]!.name)!;
+    results.push({
+      label, server: 'tributary', gopSeconds: gop, env, hlsConfig,
+      partAvailability, partAvailabilityFromPartEnd,
+      glassToPlayer: dist(g.lat),
+      timeToFirstFrame: { ...dist(ttff.runs), ...ttff },
+      details: {
+        player: g.player,
+        renditions: variants.map((v) => v.name),
+        meanPartDurationS: parts.length ? parts.reduce((a, p) => a + p.duration, 0) / parts.length : NaN,
+        blockingClients: followerStats,
+        pdtMinusPublisherSendMs: ingestOffsetsMs.slice(0, 12),
+        t0CalibrationReports: pub.reports(),
+      },
+    });
+  } finally {
+    abort.abort();
+    pub?.child.kill('SIGKILL');
+    await pub?.exited;
+    await server.stop();
+    await server.cleanup();
+  }
+}
+
+async function runNginx(browser: Browser, pageUrl: string, label: string, gop: number): Promise<void> {
+  const clip = await paintedClip({ seconds: clipSeconds, gopSeconds: gop });
+  const ref = await startNginxRef(work, { fragmentSeconds: 1, playlistSeconds: 6 });
+  const pub = publishPainted(clip, clipSeconds, ref.rtmpUrl);
+  const stop = { done: false };
+  try {
+    await waitFor200(ref.playlistUrl, 30_000);
+    // Segment availability: poll the playlist every 20 ms; file names carry the stream timestamp of
+    // the segment's first frame in 90 kHz units (hls_fragment_naming timestamp), e.g. ref-91890.ts.
+    const seen = new Map<string, number>();
+    const segLat: Array<{ at: number; lat: number }> = [];
+    const poller = (async () => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      let first = true;
+      while (!stop.done) {
+        const r = await getText(ref.playlistUrl, agent);
+        if (r.status === 200) {
+          for (const s of parseMediaPlaylist(r.text).segments) {
+            if (seen.has(s.uri)) continue;
+            seen.set(s.uri, r.at);
+            const ts = Number(/-(\d+)\.ts$/.exec(s.uri)?.[1]) / 90;
+            if (!first && Number.isFinite(ts)) segLat.push({ at: r.at, lat: (r.at - (pub.t0() + ts)) / 1000 });
+          }
+          first = false;
+        }
+        await sleep(20);
+      }
+      agent.destroy();
+    })();
+    const g = await glassToPlayer(browser, pageUrl, ref.playlistUrl, pub, {});
+    const ttff = await timeToFirstFrame(browser, pageUrl, ref.playlistUrl, {});
+    stop.done = true;
+    await poller;
+    results.push({
+      label, server: 'nginx', gopSeconds: gop, env: {},
+      segmentAvailability: dist(segLat.filter((s) => s.at >= g.from - 5000 && s.at <= g.to).map((s) => s.lat)),
+      glassToPlayer: dist(g.lat),
+      timeToFirstFrame: { ...dist(ttff.runs), ...ttff },
+      details: { player: g.player, config: 'hls_fragment 1s; hls_playlist_length 6s; MPEG-TS', t0CalibrationReports: pub.reports() },
+    });
+  } finally {
+    stop.done = true;
+    pub.child.kill('SIGKILL');
+    await pub.exited;
+    await ref.stop();
+  }
+}
+
+function fmt(d: Dist | undefined): string {
+  if (!d || d.n === 0) return '-';
+  return `${d.p50.toFixed(2)} / ${d.p95.toFixed(2)}`;
+}
+
+try {
+  const load = os.loadavg();
+  process.stdout.write(`latency benchmark: ${os.cpus().length} cores, load average ${load.map((l) => l.toFixed(2)).join(' ')} at start` +
+    ' (other work on the machine makes every figure noisy)\n');
+  for (const gop of gops) {
+    process.stdout.write(`preparing the painted clip (1280x720 30 fps, ${gop} s GOP, ${clipSeconds} s)…\n`);
+    await paintedClip({ seconds: clipSeconds, gopSeconds: gop });
+  }
+  const browser = await launchChromium();
+  const pages = await startLatencyPageServer();
+  try {
+    for (const gop of gops) {
+      if (setups.has('tributary')) {
+        process.stdout.write(`Tributary, defaults, ${gop} s GOP…\n`);
+        await runTributary(browser, pages.url, `Tributary LL-HLS, defaults, ${gop} s GOP`, gop, {});
+      }
+      if (setups.has('part0.2')) {
+        process.stdout.write(`Tributary, part target 0.2 s, ${gop} s GOP…\n`);
+        await runTributary(browser, pages.url, `Tributary LL-HLS, part 0.2 s, ${gop} s GOP`, gop, { TRIBUTARY_HLS_PART_TARGET_SECONDS: '0.2' });
+      }
+      if (setups.has('catchup')) {
+        process.stdout.write(`Tributary, defaults, hls.js maxLiveSyncPlaybackRate 1.5, ${gop} s GOP…\n`);
+        await runTributary(browser, pages.url, `Tributary LL-HLS, defaults, hls.js catch-up 1.5x, ${gop} s GOP`, gop, {},
+          { maxLiveSyncPlaybackRate: 1.5 });
+      }
+      if (setups.has('custom')) {
+        const cfg = JSON.parse(values['hls-config']) as Record<string, unknown>;
+        process.stdout.write(`Tributary, defaults, hls.js ${JSON.stringify(cfg)}, ${gop} s GOP…\n`);
+        await runTributary(browser, pages.url, `Tributary LL-HLS, defaults, hls.js ${JSON.stringify(cfg)}, ${gop} s GOP`, gop, {}, cfg);
+      }
+      if (setups.has('nginx')) {
+        process.stdout.write(`nginx-rtmp reference, ${gop} s GOP…\n`);
+        await runNginx(browser, pages.url, `nginx-rtmp HLS (reference), ${gop} s GOP`, gop);
+      }
+    }
+  } finally {
+    await browser.close();
+    await pages.close();
+  }
+
+  const rows = results.map((r) => [
+    r.label,
+    r.server === 'tributary' ? fmt(r.partAvailability?.all) : `(segment) ${fmt(r.segmentAvailability)}`,
+    r.server === 'tributary' ? fmt(r.partAvailabilityFromPartEnd?.all) : '-',
+    fmt(r.glassToPlayer),
+    fmt(r.timeToFirstFrame),
+    `${r.timeToFirstFrame.runs.length}/${r.timeToFirstFrame.runs.length + r.timeToFirstFrame.failed}`,
+  ]);
+  printTable(`Latency, seconds, p50 / p95 (720p30 source; ${warmupS} s warm-up, ${sampleS} s sampled; load avg at end ${os.loadavg()[0]!.toFixed(2)})`,
+    ['setup', '(a) part listed − part 1st frame', '(a) − part last frame', '(b) glass-to-player', '(c) time to 1st frame', 'ttff runs'], rows);
+
+  const perRendition = results.filter((r) => r.server === 'tributary').flatMap((r) =>
+    Object.keys(r.partAvailability ?? {}).filter((k) => k !== 'all').map((k) => [
+      r.label, k, fmt(r.partAvailability![k]), fmt(r.partAvailabilityFromPartEnd![k]), r.partAvailability![k]!.n,
+    ]));
+  printTable('(a) part availability per rendition, seconds, p50 / p95', ['setup', 'rendition', 'from 1st frame', 'from last frame', 'parts'], perRendition);
+
+  const playerRows = results.map((r) => {
+    const p = r.details.player as Record<string, unknown>;
+    return [r.label, String(p.levelAtEnd), String(p.framesRead), String(p.ambiguousFrames), String(p.nonConsecutive), String(p.stalls),
+      Number(p.firstFrameMs).toFixed(0), Number(p.glassToPlayerFirstHalfSecond).toFixed(2),
+      p.targetLatency === null || p.targetLatency === undefined ? '-' : Number(p.targetLatency).toFixed(2),
+      Array.isArray(r.details.pdtMinusPublisherSendMs) ? (r.details.pdtMinusPublisherSendMs as number[]).slice(0, 4).join(',') : '-'];
+  });
+  printTable('Player and clock checks', ['setup', 'level', 'frames read', 'ambiguous', 'non-consecutive', 'stalls', '1st frame ms', 'g2p at start s', 'hls.js targetLatency', 'PDT − send (ms)'], playerRows);
+
+  const ratios: Record<string, number> = {};
+  const ratioRows: Array<Array<string | number>> = [];
+  for (const gop of gops) {
+    const ref = results.find((r) => r.server === 'nginx' && r.gopSeconds === gop);
+    const trib = results.find((r) => r.server === 'tributary' && r.gopSeconds === gop && Object.keys(r.env).length === 0 &&
+      Object.keys(r.hlsConfig ?? {}).length === 0);
+    if (!ref || !trib) continue;
+    const g = ref.glassToPlayer.p50 / trib.glassToPlayer.p50;
+    const t = ref.timeToFirstFrame.p50 / trib.timeToFirstFrame.p50;
+    ratios[`glassToPlayerP50Gop${gop}`] = g;
+    ratios[`timeToFirstFrameP50Gop${gop}`] = t;
+    ratioRows.push([`${gop} s GOP`, g, t]);
+  }
+  printTable('Reference / Tributary (defaults), ratio of p50s (higher = Tributary faster)', ['GOP', 'glass-to-player', 'time to first frame'], ratioRows);
+
+  const targets = results.filter((r) => r.server === 'tributary' && Object.keys(r.hlsConfig ?? {}).length === 0).map((r) => {
+    const part02 = r.env.TRIBUTARY_HLS_PART_TARGET_SECONDS === '0.2';
+    const checks: Record<string, boolean> = part02
+      ? { glassToPlayerP50le1_0: r.glassToPlayer.p50 <= 1.0 }
+      : {
+          glassToPlayerP50le1_2: r.glassToPlayer.p50 <= 1.2,
+          glassToPlayerP95le1_5: r.glassToPlayer.p95 <= 1.5,
+          partAvailabilityP50le0_4: (r.partAvailability?.all?.p50 ?? Infinity) <= 0.4,
+          timeToFirstFrameP50le0_5: r.timeToFirstFrame.p50 <= 0.5,
+        };
+    return { label: r.label, ...checks };
+  });
+  printTable('Targets', ['setup', 'checks'], targets.map((t) => [t.label,
+    Object.entries(t).filter(([k]) => k !== 'label').map(([k, v]) => `${k}: ${v ? 'met' : 'MISSED'}`).join(', ')]));
+
+  const versionAtEnd = codeVersion();
+  const same = versionAtStart.split(' (HEAD')[0] === versionAtEnd.split(' (HEAD')[0] && !versionAtEnd.includes('uncommitted');
+  process.stdout.write(`\nserver code: ${versionAtStart} at start, ${versionAtEnd} at end${same ? '' : ' (src CHANGED or dirty during the run)'}\n`);
+  process.stdout.write(`\n${JSON.stringify({
+    bench: 'latency', code: { atStart: versionAtStart, atEnd: versionAtEnd },
+    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, loadAvgEnd: os.loadavg() },
+    fps: FPS, warmupS, sampleS, ttffRuns, results, ratios, targets,
+  })}\n`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
