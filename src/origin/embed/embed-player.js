@@ -71,7 +71,9 @@
     setState('loading', 'Starting…');
     if (window.Hls && Hls.isSupported()) {
       // No worker: fMP4 needs no transmuxing, and the page's CSP allows no blob: scripts.
-      hls = new Hls({ lowLatencyMode: true, enableWorker: false, backBufferLength: 30 });
+      // Catch up at up to 1.5x: with hls.js defaults the start-up delay stays as latency for the
+      // whole session (measured: ~3 s glass-to-player without, ~1.3 s with; scripts/bench/latency.ts).
+      hls = new Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5, enableWorker: false, backBufferLength: 30 });
       hls.on(Hls.Events.ERROR, function (_event, data) {
         if (!data.fatal) return;
         // The stream went away or the network failed: back to waiting for it.
