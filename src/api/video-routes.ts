@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import type { LiveInputRepository } from '../state/live-input-repo.ts';
-import { InvalidVideoCursorError, VideoRecordSchema, type VideoPage, type VideoRecord, type VideoRepository } from '../state/video-repo.ts';
+import { VideoRecordSchema, type VideoPage, type VideoRecord, type VideoRepository } from '../state/video-repo.ts';
+import { InvalidCursorError } from '../state/recency-page.ts';
 import { ApiError } from './errors.ts';
 import { commonErrorResponses, Envelope, ErrorEnvelope, ok, UidParams } from './schemas.ts';
 import type { PublicUrls } from './live-input-routes.ts';
@@ -53,7 +54,7 @@ export async function videoRoutes(fastify: FastifyInstance, opts: VideoRoutesOpt
     try {
       return await read();
     } catch (error) {
-      if (error instanceof InvalidVideoCursorError) throw new ApiError('VALIDATION_FAILED', 'querystring.cursor is not valid');
+      if (error instanceof InvalidCursorError) throw new ApiError('VALIDATION_FAILED', 'querystring.cursor is not valid');
       throw error;
     }
   };

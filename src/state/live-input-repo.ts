@@ -1,4 +1,7 @@
 import type { Redis } from 'ioredis';
+import { readRecencyPage } from './recency-page.ts';
+
+export { InvalidCursorError } from './recency-page.ts';
 import type { RedisKeys } from './keys.ts';
 import {
   applyChanges,
@@ -93,39 +96,7 @@ export class LiveInputRepository {
 
   /** Newest first. The cursor is opaque to callers. */
   async list(opts: { limit: number; cursor?: string }): Promise<LiveInputPage> {
-    const limit = Math.max(1, Math.min(1000, Math.floor(opts.limit)));
-    const index = this.#keys.liveInputIndex();
-    const after = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor);
-    let uids: string[];
-    if (!after) {
-      uids = await this.#redis.zrevrange(index, 0, limit);
-    } else {
-      // Same-millisecond ties sort by uid (descending in reverse order); take those after the cursor's uid.
-      const tied = (await this.#redis.zrangebyscore(index, after.score, after.score))
-        .filter((u) => u < after.uid)
-        .sort()
-        .reverse();
-      const older = await this.#redis.zrevrangebyscore(index, `(${after.score}`, '-inf', 'LIMIT', 0, limit + 1);
-      uids = [...tied, ...older].slice(0, limit + 1);
-    }
-    const hasMore = uids.length > limit;
-    const pageUids = uids.slice(0, limit);
-    const [total, raws] = await Promise.all([
-      this.#redis.zcard(index),
-      pageUids.length ? this.#redis.mget(pageUids.map((u) => this.#keys.liveInput(u))) : Promise.resolve([]),
-    ]);
-    const items: LiveInputRecord[] = [];
-    raws.forEach((raw, i) => {
-      // A record deleted between the two reads is simply skipped.
-      if (raw !== null) items.push(parseRecord(this.#keys.liveInput(pageUids[i] ?? ''), raw));
-    });
-    const last = pageUids.at(-1);
-    const page: LiveInputPage = { items, total };
-    if (hasMore && last !== undefined) {
-      const score = await this.#redis.zscore(index, last);
-      if (score !== null) page.nextCursor = encodeCursor(Number(score), last);
-    }
-    return page;
+    return readRecencyPage(this.#redis, this.#keys.liveInputIndex(), opts, (uid) => this.#keys.liveInput(uid), parseRecord);
   }
 
   async update(uid: string, changes: LiveInputChanges): Promise<LiveInputRecord | undefined> {
@@ -216,21 +187,3 @@ function conflict(uid: string): Error {
   return new Error(`live input ${uid} is being modified concurrently; gave up after ${MAX_ATTEMPTS} attempts`);
 }
 
-function encodeCursor(score: number, uid: string): string {
-  return Buffer.from(`${score}:${uid}`, 'utf8').toString('base64url');
-}
-
-/** An unreadable cursor is a caller error. */
-export class InvalidCursorError extends Error {
-  constructor() {
-    super('cursor is not valid');
-    this.name = 'InvalidCursorError';
-  }
-}
-
-function decodeCursor(cursor: string): { score: number; uid: string } {
-  const [scoreText, uid] = Buffer.from(cursor, 'base64url').toString('utf8').split(':');
-  const score = Number(scoreText);
-  if (!Number.isFinite(score) || uid === undefined || !isUid(uid)) throw new InvalidCursorError();
-  return { score, uid };
-}

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { readRecencyPage } from './recency-page.ts';
 import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
 import type { RedisKeys } from './keys.ts';
@@ -246,36 +247,7 @@ export class VideoRepository {
   }
 
   async #page(index: string, opts: { limit: number; cursor?: string }): Promise<VideoPage> {
-    const limit = Math.max(1, Math.min(1000, Math.floor(opts.limit)));
-    const after = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor);
-    let uids: string[];
-    if (!after) {
-      uids = await this.#redis.zrevrange(index, 0, limit);
-    } else {
-      const tied = (await this.#redis.zrangebyscore(index, after.score, after.score))
-        .filter((u) => u < after.uid)
-        .sort()
-        .reverse();
-      const older = await this.#redis.zrevrangebyscore(index, `(${after.score}`, '-inf', 'LIMIT', 0, limit + 1);
-      uids = [...tied, ...older].slice(0, limit + 1);
-    }
-    const hasMore = uids.length > limit;
-    const pageUids = uids.slice(0, limit);
-    const [total, raws] = await Promise.all([
-      this.#redis.zcard(index),
-      pageUids.length ? this.#redis.mget(pageUids.map((u) => this.#keys.video(u))) : Promise.resolve([]),
-    ]);
-    const items: VideoRecord[] = [];
-    raws.forEach((raw, i) => {
-      if (raw !== null) items.push(parseVideo(this.#keys.video(pageUids[i] ?? ''), raw));
-    });
-    const page: VideoPage = { items, total };
-    const last = pageUids.at(-1);
-    if (hasMore && last !== undefined) {
-      const score = await this.#redis.zscore(index, last);
-      if (score !== null) page.nextCursor = Buffer.from(`${Number(score)}:${last}`, 'utf8').toString('base64url');
-    }
-    return page;
+    return readRecencyPage(this.#redis, index, opts, (uid) => this.#keys.video(uid), parseVideo);
   }
 
   async #read(uid: string): Promise<{ record: VideoRecord; raw: string } | undefined> {
@@ -287,19 +259,6 @@ export class VideoRepository {
 }
 
 /** An unreadable list cursor: the caller's fault. */
-export class InvalidVideoCursorError extends Error {
-  constructor() {
-    super('cursor is not valid');
-    this.name = 'InvalidVideoCursorError';
-  }
-}
-
-function decodeCursor(cursor: string): { score: number; uid: string } {
-  const [scoreText, uid] = Buffer.from(cursor, 'base64url').toString('utf8').split(':');
-  const score = Number(scoreText);
-  if (!Number.isFinite(score) || uid === undefined || !isUid(uid)) throw new InvalidVideoCursorError();
-  return { score, uid };
-}
 
 export function parseVideo(key: string, raw: string): VideoRecord {
   let value: unknown;
