@@ -229,18 +229,29 @@ export function assertValid(record: LiveInputRecord): void {
   }
 }
 
-export function parseRecord(key: string, raw: string): LiveInputRecord {
+/** A compiled TypeBox schema, as far as reading stored JSON needs it. */
+interface StoredSchema {
+  Check(value: unknown): boolean;
+  Errors(value: unknown): Iterable<{ instancePath: string; message: string }>;
+}
+
+/** Parses a stored JSON record and checks it against its schema; corruption is a clear error. */
+export function parseStoredRecord<T>(key: string, raw: string, schema: StoredSchema): T {
   let value: unknown;
   try {
     value = JSON.parse(raw);
   } catch {
     throw new CorruptRecordError(key, 'not valid JSON');
   }
-  if (!checkRecord.Check(value)) {
-    const first = [...checkRecord.Errors(value)][0];
+  if (!schema.Check(value)) {
+    const first = [...schema.Errors(value)][0];
     throw new CorruptRecordError(key, `${first?.instancePath || '/'} ${first?.message ?? 'fails the schema'}`);
   }
-  return value as LiveInputRecord;
+  return value as T;
+}
+
+export function parseRecord(key: string, raw: string): LiveInputRecord {
+  return parseStoredRecord<LiveInputRecord>(key, raw, checkRecord);
 }
 
 function stripUndefined<T extends object>(obj: T): Partial<T> {

@@ -3,7 +3,7 @@ import { readRecencyPage } from './recency-page.ts';
 import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
 import type { RedisKeys } from './keys.ts';
-import { CorruptRecordError, isUid, LiveInputMeta, newUid, UID_PATTERN } from './live-input-record.ts';
+import { isUid, LiveInputMeta, newUid, parseStoredRecord, UID_PATTERN } from './live-input-record.ts';
 
 /**
  * Video records (Cloudflare Stream's video object): recordings of live inputs today, uploads
@@ -258,18 +258,6 @@ export class VideoRepository {
   }
 }
 
-/** An unreadable list cursor: the caller's fault. */
-
 export function parseVideo(key: string, raw: string): VideoRecord {
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    throw new CorruptRecordError(key, 'not valid JSON');
-  }
-  if (!checkRecord.Check(value)) {
-    const first = [...checkRecord.Errors(value)][0];
-    throw new CorruptRecordError(key, `${first?.instancePath || '/'} ${first?.message ?? 'fails the schema'}`);
-  }
-  return value as VideoRecord;
+  return parseStoredRecord<VideoRecord>(key, raw, checkRecord);
 }
