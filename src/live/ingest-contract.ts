@@ -24,19 +24,9 @@ export class IngestRefusal extends Error {
   }
 }
 
-/** One FLV tag as received from the publisher (RTMP message ≈ FLV tag). */
-export interface FlvTag {
-  /** 8 audio, 9 video, 18 script data. */
-  type: 8 | 9 | 18;
-  /** Decode timestamp in ms (32-bit, as on the wire). */
-  timestamp: number;
-  /** The tag body (what follows the 11-byte FLV tag header). Owned by the receiver: not reused. */
-  data: Buffer;
-  /** A video tag holding a keyframe (not a sequence header). */
-  keyframe: boolean;
-  /** An AVC/HEVC decoder configuration or AAC AudioSpecificConfig tag. */
-  sequenceHeader: boolean;
-}
+// The media unit ingest hands over: defined with the FLV code in media/, named here for adapters.
+export type { FlvTag } from '../media/flv-tag.ts';
+import type { FlvTag } from '../media/flv-tag.ts';
 
 export type PublishEndReason = 'client_disconnect' | 'protocol_error' | 'timeout';
 export type TerminateReason = 'input_disabled' | 'input_deleted' | 'shutdown' | 'transcoder_failed' | 'over_limit';

@@ -1,4 +1,4 @@
-import type { FlvTag } from '../live/ingest-contract.ts';
+import type { FlvTag } from './flv-tag.ts';
 import { classifyFlvTag } from './flv-tags.ts';
 
 export interface FlvFile {

@@ -1,4 +1,4 @@
-import type { FlvTag } from '../live/ingest-contract.ts';
+import type { FlvTag } from './flv-tag.ts';
 import { parseAacConfig } from './aac-config.ts';
 import { parseAvcDecoderConfig } from './avc-config.ts';
 import {

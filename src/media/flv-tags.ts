@@ -1,4 +1,4 @@
-import type { FlvTag } from '../live/ingest-contract.ts';
+import type { FlvTag } from './flv-tag.ts';
 
 /**
  * FLV container helpers: the file header and tag framing used to feed FFmpeg's stdin, and the
