@@ -4,6 +4,7 @@ import path from 'node:path';
 import { startServer, createLiveInput, waitForHttp200, type TestServer } from '../helpers/server.ts';
 import { publishTestStream } from '../helpers/ffmpeg-publish.ts';
 import { decodedDuration, ffprobe, parseMedia } from '../helpers/probe.ts';
+import { startTestS3Server, type TestS3Server } from '../helpers/s3-server.ts';
 
 interface VideoView {
   uid: string;
@@ -20,16 +21,33 @@ const logTime = (line: Record<string, unknown>) => Number(line.time);
 
 // Recording as a user sees it: broadcast, drop, reconnect within the window, and get one VOD
 // asset that plays from start to end; then a crash mid-broadcast still leaves a playable video.
-describe('recording live inputs into VOD', () => {
+// The same suite against both stores: the disk under the data dir, and an S3-compatible server.
+describe.each(['disk', 's3'] as const)('recording live inputs into VOD (%s store)', (kind) => {
   let server: TestServer;
+  let s3: TestS3Server | undefined;
+  let env: Record<string, string> = {};
 
   beforeAll(async () => {
-    server = await startServer();
+    if (kind === 's3') {
+      s3 = await startTestS3Server();
+      const o = s3.storeOptions();
+      env = {
+        TRIBUTARY_STORAGE_KIND: 's3',
+        TRIBUTARY_STORAGE_S3_ENDPOINT: o.endpoint ?? '',
+        TRIBUTARY_STORAGE_S3_REGION: o.region,
+        TRIBUTARY_STORAGE_S3_BUCKET: o.bucket,
+        TRIBUTARY_STORAGE_S3_ACCESS_KEY_ID: o.accessKeyId,
+        TRIBUTARY_STORAGE_S3_SECRET_ACCESS_KEY: o.secretAccessKey,
+        TRIBUTARY_STORAGE_S3_FORCE_PATH_STYLE: 'true',
+      };
+    }
+    server = await startServer({ env });
   });
 
   afterAll(async () => {
     await server?.stop();
     await server?.cleanup();
+    await s3?.dispose();
   });
 
   it('a reconnect within the window continues one video, finalized promptly and playable end to end', async () => {
@@ -82,7 +100,9 @@ describe('recording live inputs into VOD', () => {
 
     // The VOD on disk: an ended VOD playlist with the reconnect as a discontinuity, decodable to the end.
     const dir = path.join(server.dataDir, 'media', 'videos', videoUid);
-    const media = await readFile(path.join(dir, 'source', 'index.m3u8'), 'utf8');
+    const media = await waitForHttp200(`${server.httpUrl}/${videoUid}/manifest/source/index.m3u8`);
+    // With S3 the media is in the bucket, not under the data dir.
+    if (kind === 's3') await expect(readFile(path.join(dir, 'master.m3u8'))).rejects.toThrow(/ENOENT/);
     expect(media).toContain('#EXT-X-PLAYLIST-TYPE:VOD');
     expect(parseMedia(media)).toMatchObject({ ended: true, discontinuities: 1 });
     // …and the same video played the way viewers get it: through the origin at /{videoUid}/.
@@ -97,7 +117,8 @@ describe('recording live inputs into VOD', () => {
     const deleted = await server.api('DELETE', `/v1/videos/${videoUid}`);
     expect(deleted.status).toBe(200);
     expect((await server.api('GET', `/v1/videos/${videoUid}`)).status).toBe(404);
-    await expect(readFile(path.join(dir, 'master.m3u8'))).rejects.toThrow(/ENOENT/);
+    expect((await fetch(`${server.httpUrl}/${videoUid}/manifest/video.m3u8`)).status).toBe(404);
+    if (kind === 'disk') await expect(readFile(path.join(dir, 'master.m3u8'))).rejects.toThrow(/ENOENT/);
   });
 
   it('a server killed mid-broadcast finalizes the recording at restart, playable to the last complete segment', async () => {
@@ -123,7 +144,7 @@ describe('recording live inputs into VOD', () => {
       const { dataDir, apiKey } = server;
       await server.kill();
       await publisher.stop();
-      server = await startServer({ dataDir, apiKey });
+      server = await startServer({ dataDir, apiKey, env });
       await server.waitForLog((l) => l.msg === 'recording finalized' && l.video === videoUid, 30_000);
 
       const got = await server.api<{ result: VideoView }>('GET', `/v1/videos/${videoUid}`);
@@ -131,7 +152,7 @@ describe('recording live inputs into VOD', () => {
       // Everything listed was recorded, but for the newest segment, whose spool write (with fsync)
       // may still have been under way at the SIGKILL.
       expect(got.body.result.duration).toBeGreaterThanOrEqual(5);
-      const played = await decodedDuration(path.join(dataDir, 'media', 'videos', videoUid, 'master.m3u8'));
+      const played = await decodedDuration(`${server.httpUrl}/${videoUid}/manifest/video.m3u8`);
       console.log(`recovered video ${got.body.result.duration} s; ffmpeg decoded ${played} s`);
       expect(Math.abs(played - got.body.result.duration)).toBeLessThan(1.5);
     } finally {
