@@ -11,6 +11,7 @@ import {
 } from '../../src/live/ingest-contract.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { publishTestStream } from '../helpers/ffmpeg-publish.ts';
+import { mulberry32 } from '../helpers/prng.ts';
 
 const CASES = 400;
 const CONCURRENCY = 16;
@@ -37,18 +38,6 @@ class FuzzHandler implements IngestHandler {
     this.sessions.push(session);
     return session;
   }
-}
-
-/** Deterministic PRNG (mulberry32) so that a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Records what a real FFmpeg publisher sends, through a proxy in front of the server. */
@@ -179,7 +168,7 @@ describe('RTMP ingest under fuzzed input', () => {
     const publishAt = capture.indexOf(Buffer.from('\x02\x00\x07publish', 'latin1'));
     expect(publishAt).toBeGreaterThan(3073);
     const split = capture.indexOf('good-key', publishAt) + 'good-key'.length + 7;
-    const rand = prng(0x7269_6274);
+    const rand = mulberry32(0x7269_6274);
     const inputs = Array.from({ length: CASES }, () => mutate(capture, rand));
     const started = Date.now();
     const results: boolean[] = [];

@@ -2,20 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { HlsLiveStream } from '../../../src/hls/live-stream.ts';
 import type { Mp4Fragment } from '../../../src/media/mp4-types.ts';
 import { fragment, init } from './fragments.ts';
+import { mulberry32 } from '../../helpers/prng.ts';
 
 const PREFIX = 'ab12cd34';
 const NAMES = ['source', '720p', '360p'] as const;
-
-/** Deterministic PRNG (mulberry32) so a failing order can be replayed. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * 20 s of media per rendition with keyframes every 1.5 s (a GOP that does not divide the 2 s
@@ -49,7 +39,7 @@ function feed(order: 'lockstep' | number): HlsLiveStream {
     stream.pushInit(name, init());
   }
   const queues = NAMES.map((name) => ({ name, fragments: renditionFragments(name) }));
-  const next = typeof order === 'number' ? random(order) : undefined;
+  const next = typeof order === 'number' ? mulberry32(order) : undefined;
   let turn = 0;
   while (queues.some((q) => q.fragments.length > 0)) {
     const live = queues.filter((q) => q.fragments.length > 0);

@@ -8,6 +8,7 @@ import { Fmp4Error, Fmp4Reader, fragmentDurationSeconds } from '../../../src/med
 import type { Fmp4Event, Mp4Fragment, Mp4Init } from '../../../src/media/fmp4-reader.ts';
 import { childBoxes } from '../../../src/media/mp4-boxes.ts';
 import { HlsLiveStream } from '../../../src/hls/live-stream.ts';
+import { mulberry32 } from '../../helpers/prng.ts';
 
 const run = promisify(execFile);
 
@@ -34,17 +35,6 @@ beforeAll(async () => {
 afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-/** Deterministic PRNG so a failing chunking is reproducible. */
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function feed(reader: Fmp4Reader, data: Buffer, chunkSize: () => number): Fmp4Event[] {
   const events: Fmp4Event[] = [];
