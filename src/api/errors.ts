@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { InvalidCursorError } from '../state/live-input-repo.ts';
+import { InvalidCursorError } from '../state/recency-page.ts';
 import { LiveInputInvalidError } from '../state/live-input-record.ts';
 
 /** Every error the API can return: a stable code, its HTTP status and the default message. */

@@ -2,8 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import type { LiveInputRepository } from '../state/live-input-repo.ts';
-import { VideoRecordSchema, type VideoPage, type VideoRecord, type VideoRepository } from '../state/video-repo.ts';
-import { InvalidCursorError } from '../state/recency-page.ts';
+import { VideoRecordSchema, type VideoRecord, type VideoRepository } from '../state/video-repo.ts';
 import { ApiError } from './errors.ts';
 import { commonErrorResponses, Envelope, ErrorEnvelope, ok, UidParams } from './schemas.ts';
 import type { PublicUrls } from './live-input-routes.ts';
@@ -50,15 +49,6 @@ export async function videoRoutes(fastify: FastifyInstance, opts: VideoRoutesOpt
   const base = () => publicUrls.playbackBase.replace(/\/+$/, '');
   const view = (r: VideoRecord): Video => ({ ...r, playback: { hls: `${base()}/${r.uid}/manifest/video.m3u8` } });
   const notFound = (uid: string) => new ApiError('VIDEO_NOT_FOUND', `Video ${uid} not found`);
-  const page = async (read: () => Promise<VideoPage>): Promise<VideoPage> => {
-    try {
-      return await read();
-    } catch (error) {
-      if (error instanceof InvalidCursorError) throw new ApiError('VALIDATION_FAILED', 'querystring.cursor is not valid');
-      throw error;
-    }
-  };
-
   app.get(
     '/videos',
     {
@@ -72,7 +62,7 @@ export async function videoRoutes(fastify: FastifyInstance, opts: VideoRoutesOpt
     async (request) => {
       const limit = request.query.limit ?? 100;
       const cursor = request.query.cursor;
-      const result = await page(() => videos.list({ limit, ...(cursor !== undefined ? { cursor } : {}) }));
+      const result = await videos.list({ limit, ...(cursor !== undefined ? { cursor } : {}) });
       return ok({
         videos: result.items.map(view),
         range: limit,

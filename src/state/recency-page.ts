@@ -4,7 +4,7 @@ import { isUid } from './live-input-record.ts';
 /** An unreadable cursor is a caller error. */
 export class InvalidCursorError extends Error {
   constructor() {
-    super('cursor is not valid');
+    super('querystring.cursor is not valid');
     this.name = 'InvalidCursorError';
   }
 }
