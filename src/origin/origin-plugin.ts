@@ -115,10 +115,9 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
       deny(404, 'NOT_FOUND', 'no such stream or file');
       return undefined;
     }
-    const rawUrl = req.raw.url ?? '';
-    const q = rawUrl.indexOf('?');
-    const query = new URLSearchParams(q >= 0 ? rawUrl.slice(q + 1) : '');
-    const queryToken = query.get('token') ?? undefined;
+    // fastify has already parsed the query string; only a redirect needs to rebuild it.
+    const tokenParam = (req.query as Record<string, string | string[] | undefined>).token;
+    const queryToken = Array.isArray(tokenParam) ? tokenParam[0] : tokenParam;
     let decision;
     try {
       decision = await guard.check({ pathId: id, queryToken, remoteAddress: req.socket.remoteAddress ?? '', headers: req.headers });
@@ -133,6 +132,9 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     }
     (req as FastifyRequest & { reflectOrigin: boolean }).reflectOrigin = decision.originRestricted;
     if (queryToken !== undefined && decision.token !== undefined && ID.test(id)) {
+      const rawUrl = req.raw.url ?? '';
+      const q = rawUrl.indexOf('?');
+      const query = new URLSearchParams(rawUrl.slice(q + 1));
       query.delete('token');
       const rest = query.toString();
       const path = rawUrl.slice(0, q).replace(`/${id}/`, `/${encodeURIComponent(decision.token)}/`);
