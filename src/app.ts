@@ -5,7 +5,9 @@ import type { Config } from './config/schema.ts';
 import { publicBaseUrl } from './config/load-config.ts';
 import type { Logger } from './observability/logger.ts';
 import { EmbeddedRedis } from './state/embedded-redis.ts';
-import { createRedis } from './state/redis-client.ts';
+import { createRedis, type RedisTarget } from './state/redis-client.ts';
+import { JobQueues } from './jobs/job-queues.ts';
+import { EventBus } from './events/event-bus.ts';
 import { createRedisKeys } from './state/keys.ts';
 import { LiveInputRepository } from './state/live-input-repo.ts';
 import { ApiKeyStore } from './state/api-key-store.ts';
@@ -68,6 +70,8 @@ export class App {
   readonly log: Logger;
   #embeddedRedis: EmbeddedRedis | undefined;
   #redis: Redis | undefined;
+  #jobs: JobQueues | undefined;
+  readonly events: EventBus;
   #http: FastifyInstance[] = [];
   #rtmp: RtmpServer | undefined;
   #sessions: SessionRegistry | undefined;
@@ -82,10 +86,16 @@ export class App {
   constructor(opts: AppOptions) {
     this.config = opts.config;
     this.log = opts.logger;
+    this.events = new EventBus((error, event) => this.log.error({ err: error, event: event.type }, 'event listener failed'));
   }
 
   get sessions(): SessionRegistry | undefined {
     return this.#sessions;
+  }
+
+  /** Durable job queues (BullMQ on the same Redis); set once started. */
+  get jobs(): JobQueues | undefined {
+    return this.#jobs;
   }
 
   /** Playback of finalized videos (recordings), from the object store. */
@@ -107,18 +117,26 @@ export class App {
     await mkdir(config.dataDir, { recursive: true });
 
     // State: an external Redis when configured, else our own redis-server child.
+    let redisTarget: RedisTarget;
     if (config.redis.url) {
-      this.#redis = createRedis({ url: config.redis.url }, log);
+      redisTarget = { url: config.redis.url };
+      this.#redis = createRedis(redisTarget, log);
     } else {
       this.#embeddedRedis = new EmbeddedRedis({
         dataDir: config.dataDir,
         redisServerPath: config.redis.serverPath,
         logger: log,
       });
-      const target = await this.#embeddedRedis.start();
-      this.#redis = createRedis(target, log);
+      redisTarget = await this.#embeddedRedis.start();
+      this.#redis = createRedis(redisTarget, log);
     }
     await this.#redis.ping();
+    // Durable background work (webhooks, uploads, deletions) shares the same Redis.
+    this.#jobs = new JobQueues({
+      connect: () => createRedis(redisTarget, log, { maxRetriesPerRequest: null }),
+      prefix: `${config.redis.keyPrefix}bull`,
+      logger: log,
+    });
     const keys = createRedisKeys(config.redis.keyPrefix);
     const liveInputs = new LiveInputRepository({ redis: this.#redis, keys });
     const apiKeys = new ApiKeyStore({ redis: this.#redis, keys });
@@ -331,6 +349,7 @@ export class App {
       await step('sessions', () => this.#sessions?.close());
       await step('http', () => Promise.all(this.#http.map((h) => h.close())));
       // Uploads not finished stay in the spool for the next start; so do unfinished finalizations.
+      await step('jobs', () => this.#jobs?.close());
       await step('spool', () => this.#spool?.close());
       await step('recovery', () => this.#recovery);
       await step('object store', () => this.#store?.close());
