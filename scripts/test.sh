@@ -3,7 +3,8 @@
 # S3-compatible server, headless Chromium). Installs what is missing first.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-ensure_apt ffmpeg:ffmpeg redis-server:redis-server chromium:/usr/bin/chromium
+# docker-compose: the suite validates docker/compose.yaml (no Docker engine needed).
+ensure_apt ffmpeg:ffmpeg redis-server:redis-server chromium:/usr/bin/chromium docker-compose:docker-compose
 ensure_node
 ensure_deps
 cd "$ROOT"
