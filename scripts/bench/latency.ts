@@ -5,6 +5,7 @@
  *   node scripts/bench/latency.ts [--gops 1,2] [--warmup 8] [--sample 20] [--ttff-runs 5]
  *                                 [--setups tributary,part0.2,catchup,custom,nginx] [--clip 120]
  *                                 [--hls-config '{"startLevel":1}']   (hls.js config of the `custom` setup)
+ *                                 [--server-env '{"TRIBUTARY_HLS_PART_TARGET_SECONDS":"0.2"}']   (its server env)
  *
  * The publisher sends a pre-encoded 1280x720 30 fps clip whose frames carry their number as a row
  * of 16 black/white 40x40 blocks (`latency-lib.ts`), paced with `-re`; its start instant t0 is
@@ -49,6 +50,7 @@ const { values } = parseArgs({
     setups: { type: 'string', default: 'tributary,part0.2,nginx' },
     clip: { type: 'string', default: '120' },
     'hls-config': { type: 'string', default: '{}' },
+    'server-env': { type: 'string', default: '{}' },
   },
 });
 const gops = values.gops.split(',').map(Number);
@@ -336,8 +338,10 @@ try {
       }
       if (setups.has('custom')) {
         const cfg = JSON.parse(values['hls-config']) as Record<string, unknown>;
-        process.stdout.write(`Tributary, defaults, hls.js ${JSON.stringify(cfg)}, ${gop} s GOP…\n`);
-        await runTributary(browser, pages.url, `Tributary LL-HLS, defaults, hls.js ${JSON.stringify(cfg)}, ${gop} s GOP`, gop, {}, cfg);
+        const env = JSON.parse(values['server-env']) as Record<string, string>;
+        const label = `Tributary LL-HLS, ${JSON.stringify(env)}, hls.js ${JSON.stringify(cfg)}, ${gop} s GOP`;
+        process.stdout.write(`${label}…\n`);
+        await runTributary(browser, pages.url, label, gop, env, cfg);
       }
       if (setups.has('nginx')) {
         process.stdout.write(`nginx-rtmp reference, ${gop} s GOP…\n`);

@@ -13,7 +13,7 @@ import { silentLogger } from '../../src/observability/logger.ts';
 import { publishTestStream } from '../helpers/ffmpeg-publish.ts';
 import { mulberry32 } from '../helpers/prng.ts';
 
-const CASES = 400;
+const CASES = Number(process.env.FUZZ_CASES ?? 400);
 const CONCURRENCY = 16;
 const CAPTURE_BYTES = 48 * 1024;
 
@@ -168,9 +168,8 @@ describe('RTMP ingest under fuzzed input', () => {
     const publishAt = capture.indexOf(Buffer.from('\x02\x00\x07publish', 'latin1'));
     expect(publishAt).toBeGreaterThan(3073);
     const split = capture.indexOf('good-key', publishAt) + 'good-key'.length + 7;
-    const rand = mulberry32(0x7269_6274);
+    const rand = mulberry32(Number(process.env.FUZZ_SEED ?? 0x7269_6274));
     const inputs = Array.from({ length: CASES }, () => mutate(capture, rand));
-    const started = Date.now();
     const results: boolean[] = [];
     let next = 0;
     await Promise.all(
@@ -181,7 +180,6 @@ describe('RTMP ingest under fuzzed input', () => {
         }
       }),
     );
-    expect(Date.now() - started).toBeLessThan(20_000);
     // Every connection was closed by the server (or after our FIN), none left hanging.
     expect(results.filter((closed) => !closed)).toHaveLength(0);
     await vi.waitFor(() => expect(server.connectionCount).toBe(0), { timeout: 5_000 });
