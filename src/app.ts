@@ -22,6 +22,8 @@ import { TokenVerifier } from './access/tokens.ts';
 import { TokenSigner } from './access/token-signer.ts';
 import { GeoIp } from './access/geoip.ts';
 import { PlaybackGuard } from './access/playback-guard.ts';
+import { AuthFailureLimiter } from './access/auth-failure-limiter.ts';
+import { clientInfo, TrustedProxies } from './access/client-info.ts';
 import { createObjectStore, type StorageConfig } from './storage/create-store.ts';
 import type { ObjectStore } from './storage/object-store.ts';
 import { Spool } from './storage/spool.ts';
@@ -175,7 +177,22 @@ export class App {
     await this.#tokens.start();
     const signer = new TokenSigner({ keys: signingKeys });
     const geoip = config.access.geoipDatabase === 'off' ? undefined : await GeoIp.open(config.access.geoipDatabase || undefined);
+    // Failed authentications per client address, counted apart per surface.
+    const limiterFor = () =>
+      new AuthFailureLimiter({
+        maxFailures: config.limits.authFailures.max,
+        windowMs: config.limits.authFailures.windowSeconds * 1000,
+        blockMs: config.limits.authFailures.blockSeconds * 1000,
+        exemptCidrs: config.limits.authFailures.exemptCidrs,
+      });
+    const proxies = new TrustedProxies(config.access.trustedProxies);
+    const apiAuthLimits = {
+      limiter: limiterFor(),
+      clientIp: (request: { socket: { remoteAddress?: string | undefined }; headers: Record<string, string | string[] | undefined> }) =>
+        clientInfo(request.socket.remoteAddress ?? '', request.headers, { trustedProxies: proxies }).ip,
+    };
     const guard = new PlaybackGuard({
+      authLimiter: limiterFor(),
       tokens: this.#tokens,
       geoip,
       trustedProxies: config.access.trustedProxies,
@@ -209,6 +226,8 @@ export class App {
     };
     this.#sessions = new SessionRegistry({
       directory,
+      authLimiter: limiterFor(),
+      ...(config.limits.maxLiveSessions > 0 ? { maxSessions: config.limits.maxLiveSessions } : {}),
       recorder,
       logger: log,
       settings: {
@@ -223,6 +242,7 @@ export class App {
         segmentTargetSeconds: config.hls.segmentTargetSeconds,
         partTargetSeconds: config.hls.partTargetSeconds,
         windowSegments: config.hls.windowSegments,
+        maxInputBitrateKbps: config.limits.maxInputBitrateKbps,
       },
     });
 
@@ -240,6 +260,7 @@ export class App {
         prefix: '/v1',
         liveInputs,
         apiKeys,
+        authLimits: apiAuthLimits,
         publicUrls,
         liveStatus: (uid) => sessions.status(uid),
         signingKeys,

@@ -3,6 +3,7 @@ import { evaluateRules, needsCountry } from './access-rules.ts';
 import { originAllowed } from './allowed-origins.ts';
 import { clientInfo, TrustedProxies, type HeaderMap } from './client-info.ts';
 import type { GeoIp } from './geoip.ts';
+import type { AuthFailureLimiter } from './auth-failure-limiter.ts';
 import type { TokenClaims, TokenFailureCode, TokenVerifier } from './tokens.ts';
 
 /**
@@ -25,6 +26,7 @@ export type GuardFailureCode =
   | 'ACCESS_RULE_BLOCKED'
   | 'COUNTRY_UNKNOWN'
   | 'ORIGIN_NOT_ALLOWED'
+  | 'TOO_MANY_AUTH_FAILURES'
   | 'NOT_FOUND';
 
 export type GuardResult =
@@ -38,7 +40,7 @@ export type GuardResult =
       /** The asset's allowed origins, present only when it has any (for the embed page's frame-ancestors). */
       allowedOrigins?: string[];
     }
-  | { ok: false; status: 401 | 403 | 404; code: GuardFailureCode; message: string };
+  | { ok: false; status: 401 | 403 | 404 | 429; code: GuardFailureCode; message: string; retryAfterSeconds?: number };
 
 export interface PlaybackRequest {
   /** The `{id}` path segment: a 32-hex uid or a signed token. */
@@ -65,14 +67,25 @@ export interface PlaybackGuardOptions {
   /** How long "no such asset" is reused (default 1 s): cheap 404s for scanners, quick for new assets. */
   missingPolicyCacheMs?: number;
   policyCacheSize?: number;
+  /** Blocks addresses that keep presenting forged tokens (bad signature, unknown key, garbage). */
+  authLimiter?: AuthFailureLimiter;
 }
+
+/** Token failures that only a forger produces; an expired or early token is an honest mistake. */
+const FORGERY_CODES: ReadonlySet<GuardFailureCode> = new Set([
+  'TOKEN_MALFORMED',
+  'TOKEN_TOO_LARGE',
+  'TOKEN_ALG_NOT_ALLOWED',
+  'TOKEN_KID_UNKNOWN',
+  'TOKEN_SIGNATURE_INVALID',
+]);
 
 const UID_RE = /^[0-9a-f]{32}$/;
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
 
 // No credentials → 401; credentials that do not grant this request (malformed, expired, not yet
 // valid, revoked, tampered, for another asset, refused by a rule) → 403 with the reason code.
-const STATUS: Record<GuardFailureCode, 401 | 403 | 404> = {
+const STATUS: Record<GuardFailureCode, 401 | 403 | 404 | 429> = {
   TOKEN_MALFORMED: 403,
   TOKEN_TOO_LARGE: 403,
   TOKEN_ALG_NOT_ALLOWED: 403,
@@ -86,6 +99,7 @@ const STATUS: Record<GuardFailureCode, 401 | 403 | 404> = {
   ACCESS_RULE_BLOCKED: 403,
   COUNTRY_UNKNOWN: 403,
   ORIGIN_NOT_ALLOWED: 403,
+  TOO_MANY_AUTH_FAILURES: 429,
   NOT_FOUND: 404,
 };
 
@@ -103,6 +117,7 @@ export class PlaybackGuard {
   readonly #missingMs: number;
   readonly #policies: LRUCache<string, PolicyEntry>;
   readonly #inflight = new Map<string, Promise<PlaybackPolicy | undefined>>();
+  readonly #authLimiter: AuthFailureLimiter | undefined;
 
   constructor(opts: PlaybackGuardOptions) {
     this.#tokens = opts.tokens;
@@ -113,6 +128,11 @@ export class PlaybackGuard {
     this.#policyMs = opts.policyCacheMs ?? 5_000;
     this.#missingMs = opts.missingPolicyCacheMs ?? 1_000;
     this.#policies = new LRUCache<string, PolicyEntry>({ max: opts.policyCacheSize ?? 10_000, ttl: this.#policyMs });
+    this.#authLimiter = opts.authLimiter;
+  }
+
+  #clientIp(req: PlaybackRequest): string {
+    return clientInfo(req.remoteAddress, req.headers, { trustedProxies: this.#proxies, countryHeader: this.#countryHeader }).ip;
   }
 
   /** Forget a cached policy (e.g. after an API update on this node). */
@@ -136,8 +156,17 @@ export class PlaybackGuard {
     }
 
     if (token !== undefined) {
+      const limiter = this.#authLimiter;
+      const ip = limiter ? this.#clientIp(req) : '';
+      const retryAfter = limiter?.retryAfterSeconds(ip) ?? 0;
+      if (retryAfter > 0) {
+        return { ...deny('TOO_MANY_AUTH_FAILURES', 'too many forged tokens from this address; retry later'), retryAfterSeconds: retryAfter };
+      }
       const verified = await this.#tokens.verify(token, uid === '' ? undefined : uid);
-      if (!verified.ok) return deny(verified.code, verified.message);
+      if (!verified.ok) {
+        if (FORGERY_CODES.has(verified.code)) limiter?.fail(ip);
+        return deny(verified.code, verified.message);
+      }
       claims = verified.claims;
       uid = claims.sub;
     }

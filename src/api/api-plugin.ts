@@ -4,7 +4,7 @@ import type { ApiKeyStore } from '../state/api-key-store.ts';
 import type { LiveInputRepository } from '../state/live-input-repo.ts';
 import type { SigningKeyRepository } from '../state/signing-key-repo.ts';
 import type { TokenSigner } from '../access/token-signer.ts';
-import { bearerAuth } from './auth.ts';
+import { bearerAuth, type BearerAuthLimits } from './auth.ts';
 import { registerErrorHandling } from './errors.ts';
 import { keyRoutes } from './key-routes.ts';
 import { tokenRoutes } from './token-routes.ts';
@@ -18,6 +18,8 @@ export type { LiveStatusView } from './schemas.ts';
 export interface ApiPluginOptions {
   liveInputs: LiveInputRepository;
   apiKeys: ApiKeyStore;
+  /** Blocks addresses that keep presenting wrong API keys. */
+  authLimits?: BearerAuthLimits;
   publicUrls: PublicUrls;
   /** Optional hook from the live layer: the current state of a connected input. */
   liveStatus?: (uid: string) => LiveStatusView | undefined;
@@ -59,7 +61,7 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
     parseJson(request, text, done);
   });
 
-  app.addHook('onRequest', bearerAuth(opts.apiKeys));
+  app.addHook('onRequest', bearerAuth(opts.apiKeys, opts.authLimits));
 
   await app.register(liveInputRoutes, {
     liveInputs: opts.liveInputs,

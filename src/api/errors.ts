@@ -8,6 +8,7 @@ export const API_ERRORS = {
   INVALID_JSON: { status: 400, message: 'The request body is not valid JSON' },
   BAD_REQUEST: { status: 400, message: 'Bad request' },
   UNAUTHORIZED: { status: 401, message: 'A valid API key is required (Authorization: Bearer <key>)' },
+  TOO_MANY_AUTH_FAILURES: { status: 429, message: 'Too many failed authentications from this address; retry later' },
   NOT_FOUND: { status: 404, message: 'No such route' },
   LIVE_INPUT_NOT_FOUND: { status: 404, message: 'Live input not found' },
   URI_TOO_LONG: { status: 414, message: 'A path segment is too long' },

@@ -138,6 +138,31 @@ export const ConfigSchema = Type.Object(
       },
       closed,
     ),
+    limits: Type.Object(
+      {
+        maxLiveSessions: Type.Integer({ default: 0, minimum: 0, maximum: 100_000, description: 'Live sessions on this node; 0: no limit.' }),
+        maxInputBitrateKbps: Type.Integer({
+          default: 0,
+          minimum: 0,
+          maximum: 1_000_000,
+          description: 'Ingest bitrate (10 s average) above which a publisher is disconnected; 0: no limit.',
+        }),
+        authFailures: Type.Object(
+          {
+            max: Type.Integer({ default: 20, minimum: 0, maximum: 100_000, description: 'Failures per address per window; 0: off.' }),
+            windowSeconds: Type.Integer({ default: 60, minimum: 1, maximum: 86_400 }),
+            blockSeconds: Type.Integer({ default: 300, minimum: 1, maximum: 86_400 }),
+            exemptCidrs: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {
+              default: ['127.0.0.0/8', '::1/128'],
+              maxItems: 256,
+              description: 'Never blocked (local tools). Behind a proxy set access.trustedProxies so clients are told apart.',
+            }),
+          },
+          closed,
+        ),
+      },
+      closed,
+    ),
     hls: Type.Object(
       {
         segmentTargetSeconds: Type.Number({ default: 2, minimum: 0.5, maximum: 12 }),

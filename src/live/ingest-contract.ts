@@ -10,6 +10,7 @@ export type IngestRefusalCode =
   | 'LIVE_INPUT_DISABLED'
   | 'LIVE_INPUT_BUSY'
   | 'NODE_AT_CAPACITY'
+  | 'TOO_MANY_AUTH_FAILURES'
   | 'SHUTTING_DOWN';
 
 /** Thrown by `openPublish` when a publish must be refused. `message` never contains the key. */

@@ -16,6 +16,7 @@ import { chooseLadder, type LadderRung, type RenditionSpec } from '../transcode/
 import { buildLiveArgs } from '../transcode/ffmpeg-args.ts';
 import { Transcoder } from '../transcode/transcoder.ts';
 import { InputHealth, type HealthIssue } from './input-health.ts';
+import { IngestRateLimit } from './ingest-rate-limit.ts';
 import { IngestClock } from './ingest-clock.ts';
 import { mainFragmentTrack } from '../media/mp4-types.ts';
 
@@ -33,6 +34,8 @@ export interface LiveSessionSettings {
   segmentTargetSeconds: number;
   partTargetSeconds: number;
   windowSegments: number;
+  /** Ingest bitrate (10 s average) above which the publisher is disconnected; 0 or absent: no limit. */
+  maxInputBitrateKbps?: number;
 }
 
 export interface LiveSessionOptions {
@@ -83,6 +86,7 @@ export class LiveSession implements PublishSession {
   #terminateListeners: Array<(reason: TerminateReason) => void> = [];
   #listeners: { [K in keyof LiveSessionEvents]: Array<LiveSessionEvents[K]> } = { live: [], health: [], ended: [] };
   readonly health: InputHealth;
+  readonly #rateLimit: IngestRateLimit | undefined;
   #closed: Promise<void> | undefined;
 
   constructor(opts: LiveSessionOptions) {
@@ -93,6 +97,8 @@ export class LiveSession implements PublishSession {
     this.#log = opts.logger.child({ liveInput: opts.liveInputUid, session: this.id });
     // A GOP longer than two segment targets makes every segment (and player hold-back) longer.
     this.health = new InputHealth({ maxKeyframeIntervalSeconds: Math.max(4, opts.settings.segmentTargetSeconds * 2) });
+    const maxKbps = opts.settings.maxInputBitrateKbps ?? 0;
+    this.#rateLimit = maxKbps > 0 ? new IngestRateLimit({ maxKbps }) : undefined;
     this.hls = new HlsLiveStream({
       // A random prefix per session: a CDN can never serve one session's part for another's.
       prefix: randomBytes(4).toString('hex'),
@@ -114,6 +120,14 @@ export class LiveSession implements PublishSession {
     if (this.state === 'ended') return;
     if (tag.data.length > MAX_TAG_BYTES) return;
     this.bytesIn += tag.data.length;
+    if (this.#rateLimit?.add(tag.data.length)) {
+      this.#log.warn(
+        { averageKbps: Math.round(this.#rateLimit.averageBitsPerSecond / 1000), limitKbps: this.#settings.maxInputBitrateKbps },
+        'publisher over the ingest bitrate limit: disconnecting',
+      );
+      void this.terminate('over_limit');
+      return;
+    }
     for (const issue of this.health.push(tag)) {
       this.#log.warn({ code: issue.code }, issue.message);
       for (const l of this.#listeners.health) l(issue);

@@ -18,6 +18,14 @@ export interface LiveInputDirectory {
   setConnectionState(uid: string, state: ConnectionState): Promise<void>;
 }
 
+/** Counts failed publish authentications per address (access/'s AuthFailureLimiter fits). */
+export interface PublishAuthLimiter {
+  /** Seconds until the address may try again; 0: not blocked. */
+  retryAfterSeconds(ip: string): number;
+  /** Records a failure; true when it blocked the address. */
+  fail(ip: string): boolean;
+}
+
 export interface SessionRegistryOptions {
   directory: LiveInputDirectory;
   settings: LiveSessionSettings;
@@ -28,6 +36,8 @@ export interface SessionRegistryOptions {
   maxSessions?: number;
   /** Records inputs with `recording.mode: automatic`; none: nothing is recorded. */
   recorder?: LiveRecorder;
+  /** Blocks publisher addresses that keep presenting unknown stream keys (any ingest protocol). */
+  authLimiter?: PublishAuthLimiter;
 }
 
 /** The recording of an input's broadcast, kept across reconnects within its window. */
@@ -82,8 +92,18 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
 
   async openPublish(request: PublishRequest): Promise<PublishSession> {
     if (this.#closing) throw new IngestRefusal('SHUTTING_DOWN', 'server is shutting down');
+    const limiter = this.#opts.authLimiter;
+    const retryAfter = limiter?.retryAfterSeconds(request.remoteAddress) ?? 0;
+    if (retryAfter > 0) {
+      throw new IngestRefusal('TOO_MANY_AUTH_FAILURES', `too many unknown stream keys from this address; retry in ${retryAfter} s`);
+    }
     const input = await this.#opts.directory.findByStreamKey(request.streamKey);
-    if (!input) throw new IngestRefusal('STREAM_KEY_UNKNOWN', 'unknown stream key');
+    if (!input) {
+      if (limiter?.fail(request.remoteAddress)) {
+        this.#log.warn({ peer: request.remoteAddress, protocol: request.protocol }, 'publisher address blocked after repeated unknown stream keys');
+      }
+      throw new IngestRefusal('STREAM_KEY_UNKNOWN', 'unknown stream key');
+    }
     if (!input.enabled) throw new IngestRefusal('LIVE_INPUT_DISABLED', 'live input is disabled', input.uid);
     const current = this.#sessions.get(input.uid);
     if (current && current.state !== 'ended') {

@@ -53,7 +53,7 @@ export interface PlaybackAccess {
     headers: Record<string, string | string[] | undefined>;
   }): Promise<
     | { ok: true; uid: string; token?: string; originRestricted: boolean; allowedOrigins?: string[] }
-    | { ok: false; status: 401 | 403 | 404; code: string; message: string }
+    | { ok: false; status: 401 | 403 | 404 | 429; code: string; message: string; retryAfterSeconds?: number }
   >;
 }
 

@@ -127,6 +127,7 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
       return undefined;
     }
     if (!decision.ok) {
+      if (decision.retryAfterSeconds !== undefined) reply.header('retry-after', String(decision.retryAfterSeconds));
       deny(decision.status, decision.code, decision.message);
       return undefined;
     }

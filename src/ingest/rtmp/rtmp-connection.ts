@@ -38,6 +38,10 @@ const REFUSAL_STATUS: Record<IngestRefusalCode | 'INTERNAL', { code: string; des
   LIVE_INPUT_BUSY: { code: 'NetStream.Publish.BadName', description: 'LIVE_INPUT_BUSY: the live input already has a publisher.' },
   LIVE_INPUT_DISABLED: { code: 'NetStream.Publish.Denied', description: 'LIVE_INPUT_DISABLED: the live input is disabled.' },
   NODE_AT_CAPACITY: { code: 'NetStream.Publish.Denied', description: 'NODE_AT_CAPACITY: the server is at capacity.' },
+  TOO_MANY_AUTH_FAILURES: {
+    code: 'NetStream.Publish.Denied',
+    description: 'TOO_MANY_AUTH_FAILURES: too many unknown stream keys from this address; retry later.',
+  },
   SHUTTING_DOWN: { code: 'NetStream.Publish.Denied', description: 'SHUTTING_DOWN: the server is shutting down.' },
   INTERNAL: { code: 'NetStream.Publish.Denied', description: 'INTERNAL: the publish could not be authorised.' },
 };
