@@ -17,7 +17,7 @@ export interface SimulcastOutputSettings {
   queueBytes: number;
   /** Delay before each retry after a failure (exponential between the bounds). */
   backoff: BackoffOptions;
-  /** A new FFmpeg must have sent bytes to the target within this, or it is restarted. */
+  /** A new FFmpeg must have sent bytes to the target this long after its input began, or it is restarted. */
   connectTimeoutMs: number;
   /** A connected FFmpeg that is fed but sends nothing for this long is restarted. */
   stallTimeoutMs: number;
@@ -64,7 +64,8 @@ export class SimulcastOutput implements FlvSink {
   #progress = new FfmpegProgress();
   #stderrTail: string[] = [];
   #killReason: string | undefined;
-  #spawnedAt = 0;
+  /** When the current FFmpeg got its first bytes: the connect timeout runs from here, not from spawn. */
+  #feedingSince = 0;
   #lastProgressAt = 0;
   #lastWriteAt = 0;
   #headersSent = false;
@@ -116,6 +117,7 @@ export class SimulcastOutput implements FlvSink {
       if (!tag.keyframe) return;
       for (const header of this.#opts.headers()) stdin.write(header);
       this.#headersSent = true;
+      this.#feedingSince = Date.now();
     } else if (stdin.writableLength > this.#opts.settings.queueBytes) {
       // The target is not keeping up: drop, and resume at a keyframe once the queue has drained.
       this.#skipToKeyframe = true;
@@ -161,8 +163,8 @@ export class SimulcastOutput implements FlvSink {
     this.#killReason = undefined;
     this.#headersSent = false;
     this.#skipToKeyframe = false;
-    this.#spawnedAt = Date.now();
-    this.#lastProgressAt = this.#spawnedAt;
+    this.#feedingSince = 0;
+    this.#lastProgressAt = Date.now();
     const child = spawn(settings.ffmpegPath, buildOutputArgs(this.target), { stdio: ['pipe', 'pipe', 'pipe'] });
     this.#child = child;
     let spawnError: Error | undefined;
@@ -222,7 +224,7 @@ export class SimulcastOutput implements FlvSink {
     if (!child || this.#killReason) return;
     const { connectTimeoutMs, stallTimeoutMs } = this.#opts.settings;
     const now = Date.now();
-    if (this.#state !== 'connected' && now - this.#spawnedAt > connectTimeoutMs) {
+    if (this.#state !== 'connected' && this.#feedingSince > 0 && now - this.#feedingSince > connectTimeoutMs) {
       this.#kill(child, `nothing reached the target within ${connectTimeoutMs} ms`);
     } else if (this.#state === 'connected' && this.#lastWriteAt > this.#lastProgressAt && now - this.#lastProgressAt > stallTimeoutMs) {
       // Fed but sending nothing: the target stopped reading (a blackholed connection never errors).
