@@ -10,6 +10,8 @@ import { JobQueues } from './jobs/job-queues.ts';
 import { EventBus } from './events/event-bus.ts';
 import { createRedisKeys } from './state/keys.ts';
 import { LiveInputRepository } from './state/live-input-repo.ts';
+import { OutputRepository } from './state/output-repo.ts';
+import { SimulcastManager } from './simulcast/simulcast-manager.ts';
 import { ApiKeyStore } from './state/api-key-store.ts';
 import { RtmpServer } from './ingest/rtmp/rtmp-server.ts';
 import { SessionRegistry, type LiveInputDirectory } from './live/session-registry.ts';
@@ -77,6 +79,7 @@ export class App {
   #http: FastifyInstance[] = [];
   #rtmp: RtmpServer | undefined;
   #sessions: SessionRegistry | undefined;
+  #simulcast: SimulcastManager | undefined;
   #tokens: TokenVerifier | undefined;
   #store: ObjectStore | undefined;
   #spool: Spool | undefined;
@@ -93,6 +96,11 @@ export class App {
 
   get sessions(): SessionRegistry | undefined {
     return this.#sessions;
+  }
+
+  /** The running simulcast outputs of this node's live sessions. */
+  get simulcast(): SimulcastManager | undefined {
+    return this.#simulcast;
   }
 
   /** Durable job queues (BullMQ on the same Redis); set once started. */
@@ -224,12 +232,33 @@ export class App {
         await liveInputs.setStatus(uid, state);
       },
     };
+    // Simulcast: each live session's enabled outputs restream its source (copy) to their targets.
+    const outputs = new OutputRepository({ redis: this.#redis, keys, maxPerInput: config.simulcast.maxOutputsPerInput });
+    const simulcast = new SimulcastManager({
+      outputs,
+      logger: log,
+      settings: {
+        ffmpegPath: config.ffmpeg.path,
+        queueBytes: config.simulcast.queueBytes,
+        backoff: { baseMs: config.simulcast.backoffBaseMs, maxMs: config.simulcast.backoffMaxMs },
+        connectTimeoutMs: config.simulcast.connectTimeoutMs,
+        stallTimeoutMs: config.simulcast.stallTimeoutMs,
+      },
+    });
+    this.#simulcast = simulcast;
     this.#sessions = new SessionRegistry({
       directory,
       authLimiter: limiterFor(),
       ...(config.limits.maxLiveSessions > 0 ? { maxSessions: config.limits.maxLiveSessions } : {}),
       recorder,
       logger: log,
+      onSession: (session) =>
+        simulcast.attach({
+          liveInputUid: session.liveInputUid,
+          id: session.id,
+          tapFlv: (listener) => session.tapFlv(listener),
+          onEnded: (listener) => session.on('ended', () => listener()),
+        }),
       settings: {
         ffmpegPath: config.ffmpeg.path,
         ffmpegStartTimeoutMs: config.ffmpeg.startTimeoutMs,
@@ -275,6 +304,16 @@ export class App {
             vod.forget(uid);
             guard.invalidate(uid);
           },
+        },
+        outputs: {
+          outputs,
+          status: (uid, outputUid) => {
+            const run = simulcast.status(uid, outputUid);
+            if (!run) return undefined;
+            const { state, statusEnteredAt, ...rest } = run;
+            return { current: { state, statusEnteredAt }, ...rest };
+          },
+          onChange: (uid) => simulcast.refresh(uid),
         },
         onChange: (uid, change, record) => {
           guard.invalidate(uid);
@@ -368,6 +407,7 @@ export class App {
       };
       await step('rtmp', () => this.#rtmp?.close());
       await step('sessions', () => this.#sessions?.close());
+      await step('simulcast', () => this.#simulcast?.close());
       await step('http', () => Promise.all(this.#http.map((h) => h.close())));
       // Uploads not finished stay in the spool for the next start; so do unfinished finalizations.
       await step('jobs', () => this.#jobs?.close());

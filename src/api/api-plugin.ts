@@ -11,6 +11,7 @@ import { tokenRoutes } from './token-routes.ts';
 import { liveInputRoutes, type LiveInputRoutesOptions, type PublicUrls } from './live-input-routes.ts';
 import type { LiveStatusView } from './schemas.ts';
 import { videoRoutes, type VideoRoutesOptions } from './video-routes.ts';
+import { outputRoutes, type OutputRoutesOptions } from './output-routes.ts';
 
 export type { PublicUrls } from './live-input-routes.ts';
 export type { LiveStatusView } from './schemas.ts';
@@ -30,6 +31,8 @@ export interface ApiPluginOptions {
   tokens?: { signer: TokenSigner; videoExists?: (uid: string) => Promise<boolean> };
   /** Enables `/videos` and `/live_inputs/{uid}/videos`. */
   videos?: Omit<VideoRoutesOptions, 'liveInputs' | 'publicUrls'>;
+  /** Enables `/live_inputs/{uid}/outputs` (simulcast). */
+  outputs?: OutputRoutesOptions;
 }
 
 export const API_BODY_LIMIT = 64 * 1024;
@@ -72,6 +75,7 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
   if (opts.videos) {
     await app.register(videoRoutes, { ...opts.videos, liveInputs: opts.liveInputs, publicUrls: opts.publicUrls });
   }
+  if (opts.outputs) await app.register(outputRoutes, opts.outputs);
   if (opts.signingKeys) await app.register(keyRoutes, { signingKeys: opts.signingKeys });
   if (opts.tokens) {
     await app.register(tokenRoutes, {

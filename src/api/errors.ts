@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidCursorError } from '../state/recency-page.ts';
 import { LiveInputInvalidError } from '../state/live-input-record.ts';
+import { OutputInvalidError } from '../state/output-record.ts';
 
 /** Every error the API can return: a stable code, its HTTP status and the default message. */
 export const API_ERRORS = {
@@ -20,6 +21,8 @@ export const API_ERRORS = {
   VIDEO_NOT_FOUND: { status: 404, message: 'Video not found' },
   ACCESS_RULES_INVALID: { status: 400, message: 'The access rules are not valid' },
   TOKEN_EXP_INVALID: { status: 400, message: 'The token expiry (exp / nbf) is not valid' },
+  OUTPUT_NOT_FOUND: { status: 404, message: 'Output not found' },
+  OUTPUT_LIMIT_REACHED: { status: 409, message: 'The live input has the maximum number of outputs' },
   VIDEO_RECORDING: { status: 409, message: 'The video is being recorded; it can be deleted once the broadcast has ended' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
@@ -107,7 +110,7 @@ export function handleError(err: FastifyError | Error, request: FastifyRequest, 
     apiErr = err;
   } else if (fe.validation) {
     apiErr = new ApiError('VALIDATION_FAILED', formatValidation(fe.validationContext, fe.validation));
-  } else if (err instanceof LiveInputInvalidError || err instanceof InvalidCursorError) {
+  } else if (err instanceof LiveInputInvalidError || err instanceof OutputInvalidError || err instanceof InvalidCursorError) {
     apiErr = new ApiError('VALIDATION_FAILED', err.message);
   } else if (fe.code && FASTIFY_CODES[fe.code]) {
     apiErr = new ApiError(FASTIFY_CODES[fe.code] as ApiErrorCode);

@@ -153,6 +153,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   if (config.hls.partTargetSeconds * 2 > config.hls.segmentTargetSeconds) {
     throw new ConfigError('hls.partTargetSeconds must be at most half of hls.segmentTargetSeconds');
   }
+  if (config.simulcast.backoffMaxMs < config.simulcast.backoffBaseMs) {
+    throw new ConfigError('simulcast.backoffMaxMs must be at least simulcast.backoffBaseMs');
+  }
   if (config.http.port !== 0 && config.rtmp.enabled && config.http.port === config.rtmp.port) {
     throw new ConfigError('http.port and rtmp.port must differ');
   }

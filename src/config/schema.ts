@@ -171,6 +171,17 @@ export const ConfigSchema = Type.Object(
       },
       closed,
     ),
+    simulcast: Type.Object(
+      {
+        maxOutputsPerInput: Type.Integer({ default: 50, minimum: 1, maximum: 50 }),
+        queueBytes: Type.Integer({ default: 4 * 1024 * 1024, minimum: 64 * 1024, maximum: 256 * 1024 * 1024 }),
+        backoffBaseMs: Type.Integer({ default: 1000, minimum: 50, maximum: 60_000 }),
+        backoffMaxMs: Type.Integer({ default: 30_000, minimum: 100, maximum: 600_000 }),
+        connectTimeoutMs: Type.Integer({ default: 15_000, minimum: 1000, maximum: 120_000 }),
+        stallTimeoutMs: Type.Integer({ default: 10_000, minimum: 1000, maximum: 120_000 }),
+      },
+      closed,
+    ),
   },
   { additionalProperties: false },
 );

@@ -84,6 +84,8 @@ export class LiveSession implements PublishSession {
   /** From the publisher's onMetaData; sizes fMP4 fragments to whole frames. */
   #fps: number | undefined;
   #terminateListeners: Array<(reason: TerminateReason) => void> = [];
+  /** Readers of the source FLV (simulcast); each must return at once and never throw. */
+  #taps: Array<(tag: FlvTag) => void> = [];
   #listeners: { [K in keyof LiveSessionEvents]: Array<LiveSessionEvents[K]> } = { live: [], health: [], ended: [] };
   readonly health: InputHealth;
   readonly #rateLimit: IngestRateLimit | undefined;
@@ -116,6 +118,14 @@ export class LiveSession implements PublishSession {
     this.#terminateListeners.push(listener);
   }
 
+  /** Every tag the publisher sends from now on, as received; returns the unsubscribe. */
+  tapFlv(listener: (tag: FlvTag) => void): () => void {
+    this.#taps.push(listener);
+    return () => {
+      this.#taps = this.#taps.filter((l) => l !== listener);
+    };
+  }
+
   pushFlvTag(tag: FlvTag): void {
     if (this.state === 'ended') return;
     if (tag.data.length > MAX_TAG_BYTES) return;
@@ -127,6 +137,13 @@ export class LiveSession implements PublishSession {
       );
       void this.terminate('over_limit');
       return;
+    }
+    for (const tap of this.#taps) {
+      try {
+        tap(tag);
+      } catch (error) {
+        this.#log.error({ err: error }, 'FLV tap failed');
+      }
     }
     for (const issue of this.health.push(tag)) {
       this.#log.warn({ code: issue.code }, issue.message);

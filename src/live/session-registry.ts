@@ -38,6 +38,8 @@ export interface SessionRegistryOptions {
   recorder?: LiveRecorder;
   /** Blocks publisher addresses that keep presenting unknown stream keys (any ingest protocol). */
   authLimiter?: PublishAuthLimiter;
+  /** Told of every session as soon as it is accepted, before its first tag (simulcast taps it). */
+  onSession?: (session: LiveSession) => void;
 }
 
 /** The recording of an input's broadcast, kept across reconnects within its window. */
@@ -142,6 +144,11 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
       timer.unref();
       this.#lingerTimers.set(input.uid, timer);
     });
+    try {
+      this.#opts.onSession?.(session);
+    } catch (error) {
+      this.#log.error({ err: error, liveInput: input.uid }, 'session listener failed');
+    }
     this.#log.info(
       { liveInput: input.uid, session: session.id, protocol: request.protocol, peer: request.remoteAddress },
       'publish accepted',

@@ -28,6 +28,8 @@ export interface RedisKeys {
   videoManifest(uid: string): string;
   /** Set: uids of the videos a node is recording (live-inprogress), finalized by it after a crash. */
   nodeRecordings(nodeId: string): string;
+  /** Hash: a live input's simulcast outputs, output uid → JSON record; deleted with the input. */
+  liveInputOutputs(liveInputUid: string): string;
 }
 
 export const DEFAULT_KEY_PREFIX = 'trib:';
@@ -47,5 +49,6 @@ export function createRedisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys 
     liveInputVideos: (liveInputUid) => `${prefix}live_input_videos:${liveInputUid}`,
     videoManifest: (uid) => `${prefix}video_manifest:${uid}`,
     nodeRecordings: (nodeId) => `${prefix}node_recordings:${nodeId}`,
+    liveInputOutputs: (liveInputUid) => `${prefix}live_input_outputs:${liveInputUid}`,
   };
 }

@@ -52,7 +52,7 @@ redis.call('SET', KEYS[3], ARGV[3])
 return 1`;
 const CAS_DELETE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
 redis.call('ZREM', KEYS[3], ARGV[2])
 return 1`;
 
@@ -118,10 +118,12 @@ export class LiveInputRepository {
       if (!current) return false;
       const ok = await this.#redis.eval(
         CAS_DELETE,
-        3,
+        4,
         this.#keys.liveInput(uid),
         this.#keys.streamKeyIndex(sha256Hex(current.record.streamKey)),
         this.#keys.liveInputIndex(),
+        // Its simulcast outputs go with it.
+        this.#keys.liveInputOutputs(uid),
         current.raw,
         uid,
       );

@@ -87,6 +87,8 @@ describe('loadConfig', () => {
     ['invalid yaml', { yaml: 'http: [\n' }, /not valid YAML/],
     ['duplicate rung', { yaml: 'transcode:\n  ladder:\n    - {name: a, height: 360, videoBitrateKbps: 500, audioBitrateKbps: 64}\n    - {name: a, height: 240, videoBitrateKbps: 300, audioBitrateKbps: 64}\n' }, /unique/],
     ['ladder json env', { env: { TRIBUTARY_TRANSCODE_LADDER: '[{' } }, /JSON array/],
+    ['simulcast backoff bounds', { env: { TRIBUTARY_SIMULCAST_BACKOFF_BASE_MS: '5000', TRIBUTARY_SIMULCAST_BACKOFF_MAX_MS: '1000' } }, /simulcast\.backoffMaxMs/],
+    ['too many outputs', { env: { TRIBUTARY_SIMULCAST_MAX_OUTPUTS_PER_INPUT: '51' } }, /simulcast\.maxOutputsPerInput/],
   ];
   it.each(bad)('refuses %s with a message naming the key', (_name, input, message) => {
     const files = input.yaml ? [tmpYaml(input.yaml)] : [];
