@@ -255,6 +255,10 @@ describe('simulcast outputs', () => {
     expect(((await malformed.json()) as ErrorView).errors[0]!.code).toBe('INVALID_JSON');
     const huge = await raw('POST', base, JSON.stringify({ url: 'rtmp://example.com/live', streamKey: 'k'.repeat(100_000) }));
     expect(huge.status).toBe(413);
+    const proto = await raw('POST', base, '{"url":"rtmp://127.0.0.1/a","__proto__":{"enabled":false}}');
+    expect(proto.status).toBe(400);
+    const nested = await raw('POST', base, `{"url":${'['.repeat(5000)}${']'.repeat(5000)}}`);
+    expect(nested.status).toBe(400);
     const text = await raw('POST', base, 'url=rtmp://x/y', 'text/plain');
     expect(text.status).toBe(415);
     const noAuth = await fetch(`${server.httpUrl}${base}`);
