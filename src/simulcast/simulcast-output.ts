@@ -48,6 +48,7 @@ export interface SimulcastOutputOptions {
 
 const WATCHDOG_INTERVAL_MS = 500;
 const STDERR_TAIL_LINES = 5;
+const STDERR_MAX_LINE = 500;
 const STOP_GRACE_MS = 2_000;
 const DROP_LOG_INTERVAL_MS = 5_000;
 
@@ -67,7 +68,7 @@ export class SimulcastOutput implements FlvSink {
   /** When the current FFmpeg got its first bytes: the connect timeout runs from here, not from spawn. */
   #feedingSince = 0;
   #lastProgressAt = 0;
-  #lastWriteAt = 0;
+  #lastInputAt = 0;
   #headersSent = false;
   #skipToKeyframe = false;
   #failures = 0;
@@ -112,6 +113,8 @@ export class SimulcastOutput implements FlvSink {
   write(tag: FanoutTag): void {
     const stdin = this.#child?.stdin;
     if (!stdin || stdin.destroyed || stdin.writableEnded) return;
+    // Source media arrived for FFmpeg, written or dropped: the stall watchdog counts from here.
+    this.#lastInputAt = Date.now();
     if (!this.#headersSent) {
       // A fresh FFmpeg starts with a decodable beginning: headers, then a keyframe.
       if (!tag.keyframe) return;
@@ -131,7 +134,6 @@ export class SimulcastOutput implements FlvSink {
       this.#skipToKeyframe = false;
     }
     stdin.write(tag.bytes);
-    this.#lastWriteAt = Date.now();
   }
 
   /** Ends FFmpeg's input (it flushes and unpublishes), then SIGTERM / SIGKILL. Idempotent. */
@@ -181,13 +183,24 @@ export class SimulcastOutput implements FlvSink {
       if (this.#state !== 'connected' && this.#child === child) this.#connected();
     });
     child.stderr?.setEncoding('utf8');
+    // Whole lines only: a secret split across two chunks must still be masked.
+    let partial = '';
+    const keepLine = (line: string) => {
+      if (!line.trim()) return;
+      this.#stderrTail.push(maskSecrets(line, this.target).slice(0, STDERR_MAX_LINE));
+      if (this.#stderrTail.length > STDERR_TAIL_LINES) this.#stderrTail.shift();
+    };
     child.stderr?.on('data', (text: string) => {
-      for (const line of text.split(/\r?\n|\r/)) {
-        if (!line.trim()) continue;
-        this.#stderrTail.push(maskSecrets(line.slice(0, 500), this.target));
-        if (this.#stderrTail.length > STDERR_TAIL_LINES) this.#stderrTail.shift();
+      const lines = (partial + text).split(/\r?\n|\r/);
+      partial = lines.pop() ?? '';
+      // A runaway line without a newline is cut (masked first, so no secret survives the cut).
+      if (partial.length > 4 * STDERR_MAX_LINE) {
+        keepLine(partial);
+        partial = '';
       }
+      for (const line of lines) keepLine(line);
     });
+    child.stderr?.on('end', () => keepLine(partial));
     this.#childExited = new Promise<void>((resolve) => {
       child.on('close', (code, signal) => {
         resolve();
@@ -226,7 +239,7 @@ export class SimulcastOutput implements FlvSink {
     const now = Date.now();
     if (this.#state !== 'connected' && this.#feedingSince > 0 && now - this.#feedingSince > connectTimeoutMs) {
       this.#kill(child, `nothing reached the target within ${connectTimeoutMs} ms`);
-    } else if (this.#state === 'connected' && this.#lastWriteAt > this.#lastProgressAt && now - this.#lastProgressAt > stallTimeoutMs) {
+    } else if (this.#state === 'connected' && this.#lastInputAt > this.#lastProgressAt && now - this.#lastProgressAt > stallTimeoutMs) {
       // Fed but sending nothing: the target stopped reading (a blackholed connection never errors).
       this.#kill(child, `the target accepted nothing for ${stallTimeoutMs} ms`);
     }

@@ -103,7 +103,12 @@ describe('simulcast outputs', () => {
     expect(off.status).toBe(201);
     // A target that accepts the TCP connection and then never answers nor reads: FFmpeg hangs in
     // the RTMP handshake, stops reading its input, and its queue must be dropped, not grown.
-    const blackhole = net.createServer(() => {});
+    const holeSockets = new Set<net.Socket>();
+    const blackhole = net.createServer((socket) => {
+      holeSockets.add(socket);
+      socket.on('error', () => {});
+      socket.on('close', () => holeSockets.delete(socket));
+    });
     await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
     const holePort = (blackhole.address() as net.AddressInfo).port;
     const hole = await server.api<{ result: OutputView }>('POST', `/v1/live_inputs/${input.uid}/outputs`, {
@@ -153,6 +158,7 @@ describe('simulcast outputs', () => {
     await expect.poll(async () => (await outputState(input.uid, hole.body.result.uid)).lastError?.message ?? '', { timeout: 30_000, interval: 200 }).toMatch(/nothing reached the target within 12000 ms/);
     await expect.poll(async () => (await outputState(input.uid, hole.body.result.uid)).droppedTags, { timeout: 30_000, interval: 200 }).toBeGreaterThan(0);
     blackhole.close();
+    for (const socket of holeSockets) socket.destroy();
     // The others never noticed.
     expect((await outputState(input.uid, goodUid))).toMatchObject({ current: { state: 'connected' }, reconnects: 0 });
 
@@ -249,6 +255,10 @@ describe('simulcast outputs', () => {
     expect(((await malformed.json()) as ErrorView).errors[0]!.code).toBe('INVALID_JSON');
     const huge = await raw('POST', base, JSON.stringify({ url: 'rtmp://example.com/live', streamKey: 'k'.repeat(100_000) }));
     expect(huge.status).toBe(413);
+    const proto = await raw('POST', base, '{"url":"rtmp://127.0.0.1/a","__proto__":{"enabled":false}}');
+    expect(proto.status).toBe(400);
+    const nested = await raw('POST', base, `{"url":${'['.repeat(5000)}${']'.repeat(5000)}}`);
+    expect(nested.status).toBe(400);
     const text = await raw('POST', base, 'url=rtmp://x/y', 'text/plain');
     expect(text.status).toBe(415);
     const noAuth = await fetch(`${server.httpUrl}${base}`);
