@@ -28,6 +28,10 @@ export interface RedisKeys {
   videoManifest(uid: string): string;
   /** Set: uids of the videos a node is recording (live-inprogress), finalized by it after a crash. */
   nodeRecordings(nodeId: string): string;
+  /** Sorted set: video uids scored by their scheduledDeletion (ms), for the deletion sweep. */
+  videoDeletions(): string;
+  /** String: JSON state of a video's MP4 download (default.mp4). */
+  videoDownload(uid: string): string;
 }
 
 export const DEFAULT_KEY_PREFIX = 'trib:';
@@ -47,5 +51,7 @@ export function createRedisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys 
     liveInputVideos: (liveInputUid) => `${prefix}live_input_videos:${liveInputUid}`,
     videoManifest: (uid) => `${prefix}video_manifest:${uid}`,
     nodeRecordings: (nodeId) => `${prefix}node_recordings:${nodeId}`,
+    videoDeletions: () => `${prefix}video_deletions`,
+    videoDownload: (uid) => `${prefix}video_download:${uid}`,
   };
 }
