@@ -25,9 +25,9 @@ export function parseRangeHeader(header: string | undefined, size: number): Rang
     return { kind: 'partial', start: Math.max(0, size - suffix), end: size - 1 };
   }
   const start = Number(m[1]);
-  const end = m[2] === '' ? size - 1 : Number(m[2]);
-  if (end < start) return { kind: 'full' }; // invalid: ignored (RFC 9110 14.1.1)
+  if (m[2] !== '' && Number(m[2]) < start) return { kind: 'full' }; // invalid: ignored (RFC 9110 14.1.1)
   if (start >= size) return { kind: 'unsatisfiable' };
+  const end = m[2] === '' ? size - 1 : Number(m[2]);
   return { kind: 'partial', start, end: Math.min(end, size - 1) };
 }
 

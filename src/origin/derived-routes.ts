@@ -59,7 +59,7 @@ export function derivedRoutes(app: FastifyInstance, opts: DerivedRoutesOptions):
       .send(got.body);
   });
 
-  app.get<{ Params: { id: string; file: string } }>('/:id/downloads/:file', async (req, reply) => {
+  const serveDownload = async (req: FastifyRequest<{ Params: { id: string; file: string } }>, reply: FastifyReply) => {
     if (req.params.file !== 'default.mp4' || !opts.downloads) return errorReply(reply, 404, 'NOT_FOUND', 'no such download');
     const auth = await opts.authorize(req, reply, req.params.id);
     if (auth === undefined) return reply;
@@ -94,7 +94,9 @@ export function derivedRoutes(app: FastifyInstance, opts: DerivedRoutesOptions):
     const body = await opts.downloads.read(auth.uid, range);
     if (!body) return errorReply(reply.removeHeader('content-range').removeHeader('content-length'), 404, 'NOT_FOUND', 'the download has gone');
     return reply.send(body);
-  });
+  };
+  // HEAD is its own method here: fastify's automatic HEAD would read the whole file to discard it.
+  app.route({ method: ['GET', 'HEAD'], url: '/:id/downloads/:file', handler: serveDownload });
 }
 
 function header(req: FastifyRequest, name: string): string | undefined {
