@@ -259,7 +259,6 @@ export class App {
         forgetVideo(uid);
       },
     });
-    await sweep.start();
 
     const directory: LiveInputDirectory = {
       findByStreamKey: async (key) => {
@@ -364,6 +363,11 @@ export class App {
     publicUrls.playbackBase = base;
     publicUrls.webRTC = `${base}/whip`;
     publicUrls.rtmp = `rtmp://${new URL(base).hostname}:${rtmpPort ?? config.rtmp.port}/${config.rtmp.app}`;
+
+    // Background work that readiness does not wait for (BullMQ loads its scripts on first use).
+    sweep.start().catch((error: unknown) => {
+      if (!this.#closing) log.error({ err: error }, 'could not start the scheduled deletion sweep');
+    });
 
     this.#ready = true;
     log.info({ http: base, httpPort, h2cPort, tlsPort, rtmpPort }, 'tributary ready');
