@@ -56,6 +56,7 @@ export function derivedRoutes(app: FastifyInstance, opts: DerivedRoutesOptions):
       .header('content-length', got.size)
       .header('cache-control', THUMBNAIL_CACHE)
       .header('x-tributary-cache', got.cache)
+      .header('x-content-type-options', 'nosniff')
       .send(got.body);
   });
 

@@ -137,9 +137,14 @@ export class ThumbnailService {
         this.#rendered++;
         this.#log.debug({ video: uid, key, bytes: body.length, ms: Date.now() - started }, 'thumbnail rendered');
         // The cache is an optimisation: a failed write costs a render next time, not this answer.
-        await this.#o.store.put(key, body, { contentType: CONTENT_TYPE[params.format] }).catch((error: unknown) => {
+        // A video deleted during the render must not get a cached picture back.
+        try {
+          if (await this.#o.store.head(`${videoPrefix(uid)}master.m3u8`)) {
+            await this.#o.store.put(key, body, { contentType: CONTENT_TYPE[params.format] });
+          }
+        } catch (error) {
           this.#log.warn({ err: error, video: uid }, 'could not cache a thumbnail');
-        });
+        }
         return body;
       } finally {
         await rm(dir, { recursive: true, force: true });
