@@ -74,7 +74,7 @@ export function derivedRoutes(app: FastifyInstance, opts: DerivedRoutesOptions):
       .header('etag', file.etag)
       .header('cache-control', DOWNLOAD_CACHE)
       .header('content-disposition', `attachment; filename="${auth.uid}.mp4"`)
-      .header('access-control-expose-headers', 'Content-Length, Content-Range, Accept-Ranges, ETag');
+      .header('access-control-expose-headers', 'Content-Length, Content-Range, Accept-Ranges, ETag, Age');
     if (ifNoneMatchHits(header(req, 'if-none-match'), file.etag)) return reply.code(304).send();
 
     const rangeHeader = ifRangeMatches(header(req, 'if-range'), file.etag) ? header(req, 'range') : undefined;

@@ -100,7 +100,8 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     } else {
       reply.header('access-control-allow-origin', '*');
     }
-    reply.header('access-control-expose-headers', 'Content-Length, Age');
+    // A route that exposes more (downloads: Content-Range, ETag) has set its own list.
+    if (!reply.hasHeader('access-control-expose-headers')) reply.header('access-control-expose-headers', 'Content-Length, Age');
     return payload;
   });
 

@@ -168,7 +168,8 @@ export class DownloadService {
           pending = pending.then(() => progress((done / total) * FETCH_SHARE));
         });
         await pending;
-        list.push(`file '${file}'`);
+        // The concat list's quoting: a ' in the path closes, escapes and reopens the quote.
+        list.push(`file '${file.replaceAll("'", "'\\''")}'`);
       }
       const listFile = join(dir, 'list.txt');
       await writeFile(listFile, `${list.join('\n')}\n`);

@@ -235,6 +235,8 @@ describe('VOD derived files: thumbnails, MP4 download, scheduled deletion', () =
     expect(fullRes.status).toBe(200);
     expect(fullRes.headers.get('content-type')).toBe('video/mp4');
     expect(fullRes.headers.get('accept-ranges')).toBe('bytes');
+    // A player in a page may read the range headers (CORS).
+    expect(fullRes.headers.get('access-control-expose-headers')).toContain('Content-Range');
     const etag = fullRes.headers.get('etag') ?? '';
     expect(etag).toMatch(/^"[0-9a-f]+-[0-9a-f]+"$/);
     const full = await bytes(fullRes);
