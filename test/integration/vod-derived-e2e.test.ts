@@ -51,7 +51,14 @@ describe('VOD derived files: thumbnails, MP4 download, scheduled deletion', () =
 
   beforeAll(async () => {
     work = await mkdtemp(path.join(tmpdir(), 'trib-derived-'));
-    server = await startServer({ env: { TRIBUTARY_VOD_DELETION_SWEEP_SECONDS: '1' } });
+    server = await startServer({
+      env: {
+        TRIBUTARY_VOD_DELETION_SWEEP_SECONDS: '1',
+        // One render at a time and one waiting: a burst of distinct thumbnails meets the limit.
+        TRIBUTARY_VOD_THUMBNAIL_CONCURRENCY: '1',
+        TRIBUTARY_VOD_THUMBNAIL_QUEUE: '1',
+      },
+    });
     const input = await createLiveInput(server, {
       meta: { name: 'derived' },
       recording: { mode: 'automatic', timeoutSeconds: 0 },
@@ -200,6 +207,32 @@ describe('VOD derived files: thumbnails, MP4 download, scheduled deletion', () =
     const ok = await get(`/${uid}/thumbnails/thumbnail.jpg?time=4s&width=96`);
     expect(ok.status).toBe(200);
     expect((await probeBody(await bytes(ok), 'jpg')).streams[0]?.width).toBe(96);
+  });
+
+  it('sheds a burst of distinct thumbnails past its render limit with 503, and serves the rest', async () => {
+    let busy = 0;
+    // A burst is concurrent by nature; should the first render finish before the last request
+    // arrives, a new burst (new sizes, so nothing is cached) tries again.
+    for (let burst = 0; burst < 3 && busy === 0; burst++) {
+      const widths = Array.from({ length: 10 }, (_, i) => 100 + burst * 20 + i * 2);
+      const results = await Promise.all(widths.map((w) => get(`/${uid}/thumbnails/thumbnail.jpg?time=5s&width=${w}`)));
+      for (const res of results) {
+        expect([200, 503]).toContain(res.status);
+        if (res.status === 503) {
+          busy++;
+          expect(res.headers.get('retry-after')).toBe('2');
+          expect(((await res.json()) as ErrorView).errors[0]?.code).toBe('THUMBNAIL_BUSY');
+        } else {
+          expect(res.headers.get('content-type')).toBe('image/jpeg');
+          await res.arrayBuffer();
+        }
+      }
+      expect(results.filter((r) => r.status === 200).length).toBeGreaterThanOrEqual(2);
+    }
+    expect(busy).toBeGreaterThan(0);
+    // Cached pictures and new ones alike are served once the burst is over.
+    expect((await get(`/${uid}/thumbnails/thumbnail.jpg?time=3s&width=320&height=180`)).headers.get('x-tributary-cache')).toBe('hit');
+    expect((await get(`/${uid}/thumbnails/thumbnail.jpg?time=5s&width=99`)).status).toBe(200);
   });
 
   it('builds the MP4 download with progress, and serves it whole, by byte ranges, and conditionally', async () => {
