@@ -1,4 +1,5 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from './config/schema.ts';
@@ -35,6 +36,14 @@ import { VodPlayback } from './vod/vod-playback.ts';
 import { loadNodeId } from './vod/node-id.ts';
 import { interruptedRecordings, recoverRecordings } from './vod/recovery.ts';
 import { videoPrefix, type FinalizeDeps } from './vod/finalize.ts';
+import { VodSource } from './vod/vod-source.ts';
+import { ThumbnailService } from './vod/thumbnails.ts';
+import { DownloadService } from './vod/downloads.ts';
+import { DeletionSweep } from './vod/deletion-sweep.ts';
+import { DownloadRepository } from './state/download-repo.ts';
+
+/** An upload lag beyond this marks the spool degraded in /readyz. */
+const SPOOL_LAG_DEGRADED_MS = 30_000;
 
 export interface AppOptions {
   config: Config;
@@ -167,7 +176,48 @@ export class App {
     this.#vod = new VodPlayback({ store });
     const vod = this.#vod;
     const videos = new VideoRepository({ redis: this.#redis, keys });
-    const vodDeps: FinalizeDeps = { videos, spool: this.#spool, logger: log, nodeId: await loadNodeId(config.dataDir) };
+    // Derived files (thumbnails, MP4 downloads) are made from the stored VOD in scratch space that
+    // a crash may leave behind: it is cleared at each start.
+    const tmpDir = join(config.dataDir, 'tmp');
+    await rm(tmpDir, { recursive: true, force: true });
+    const source = new VodSource(store, vod);
+    const thumbnails = new ThumbnailService({
+      store,
+      source,
+      logger: log,
+      ffmpegPath: config.ffmpeg.path,
+      tmpDir,
+      maxConcurrent: config.vod.thumbnailConcurrency,
+      maxQueued: config.vod.thumbnailQueue,
+      defaultFraction: async (uid) => (await videos.get(uid))?.thumbnailTimestampPct ?? 0,
+    });
+    const downloadRepo = new DownloadRepository({ redis: this.#redis, keys });
+    const downloads = new DownloadService({
+      store,
+      source,
+      repo: downloadRepo,
+      jobs: this.#jobs,
+      logger: log,
+      ffmpegPath: config.ffmpeg.path,
+      tmpDir,
+      concurrency: config.vod.downloadConcurrency,
+    });
+    downloads.start();
+    const vodDeps: FinalizeDeps = {
+      videos,
+      spool: this.#spool,
+      logger: log,
+      nodeId: await loadNodeId(config.dataDir),
+      // The default thumbnail is rendered once, now, rather than by the first viewer.
+      onReady: (record) => {
+        void thumbnails
+          .get(record.uid, { format: 'jpg', time: undefined, width: undefined, height: undefined, fit: 'crop' })
+          .then(
+            (r) => (r.ok && 'destroy' in r.body ? r.body.destroy() : undefined),
+            (error: unknown) => log.warn({ err: error, video: record.uid }, 'could not render the default thumbnail'),
+          );
+      },
+    };
     // Read before this run records anything: every recording listed now was left by a crash.
     const interrupted = await interruptedRecordings(vodDeps);
     this.#recovery = recoverRecordings(vodDeps, interrupted);
@@ -211,6 +261,27 @@ export class App {
         if (input) return { requireSignedURLs: input.recording.requireSignedURLs, allowedOrigins: input.recording.allowedOrigins };
         const video = await videos.get(uid);
         return video ? { requireSignedURLs: video.requireSignedURLs, allowedOrigins: video.allowedOrigins } : undefined;
+      },
+    });
+
+    // Deleting a video, by the API or when its scheduledDeletion comes: media, download, record, caches.
+    const deleteMedia = async (uid: string) => {
+      await store.deletePrefix(videoPrefix(uid));
+      await downloadRepo.delete(uid);
+    };
+    const forgetVideo = (uid: string) => {
+      vod.forget(uid);
+      guard.invalidate(uid);
+    };
+    const sweep = new DeletionSweep({
+      videos,
+      jobs: this.#jobs,
+      logger: log,
+      intervalMs: config.vod.deletionSweepSeconds * 1000,
+      remove: async (uid) => {
+        await deleteMedia(uid);
+        await videos.delete(uid);
+        forgetVideo(uid);
       },
     });
 
@@ -283,7 +354,7 @@ export class App {
       await registerOpenApi(http);
       http.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
       http.get('/readyz', { schema: { hide: true } }, async (_req, reply) =>
-        this.#ready ? { status: 'ready' } : reply.code(503).send({ status: 'starting' }),
+        this.#ready ? { status: 'ready', spool: this.#spoolHealth() } : reply.code(503).send({ status: 'starting' }),
       );
       await http.register(apiPlugin, {
         prefix: '/v1',
@@ -296,14 +367,10 @@ export class App {
         tokens: { signer, videoExists: async (uid) => (await videos.get(uid)) !== undefined },
         videos: {
           videos,
-          deleteMedia: async (uid) => {
-            await store.deletePrefix(videoPrefix(uid));
-          },
+          deleteMedia,
           isRecording: (uid) => sessions.isRecording(uid),
-          onDeleted: (uid) => {
-            vod.forget(uid);
-            guard.invalidate(uid);
-          },
+          onDeleted: forgetVideo,
+          onUpdated: (uid) => guard.invalidate(uid),
         },
         outputs: {
           outputs,
@@ -315,6 +382,7 @@ export class App {
           },
           onChange: (uid) => simulcast.refresh(uid),
         },
+        downloads,
         onChange: (uid, change, record) => {
           guard.invalidate(uid);
           // A live session ends when its input is deleted or disabled; a key rotation keeps it.
@@ -322,7 +390,7 @@ export class App {
           else if (change === 'updated' && record && !record.enabled) void sessions.terminate(uid, 'input_disabled');
         },
       });
-      await http.register(originPlugin, { live: sessions, guard, vod });
+      await http.register(originPlugin, { live: sessions, guard, vod, thumbnails, downloads });
     };
 
     let rtmpPort: number | undefined;
@@ -356,6 +424,11 @@ export class App {
     publicUrls.webRTC = `${base}/whip`;
     publicUrls.rtmp = `rtmp://${new URL(base).hostname}:${rtmpPort ?? config.rtmp.port}/${config.rtmp.app}`;
 
+    // Background work that readiness does not wait for (BullMQ loads its scripts on first use).
+    sweep.start().catch((error: unknown) => {
+      if (!this.#closing) log.error({ err: error }, 'could not start the scheduled deletion sweep');
+    });
+
     this.#ready = true;
     log.info({ http: base, httpPort, h2cPort, tlsPort, rtmpPort }, 'tributary ready');
     return {
@@ -365,6 +438,26 @@ export class App {
       tlsPort,
       rtmpPort,
       generatedApiKey: initial.created ? initial.key : undefined,
+    };
+  }
+
+  /**
+   * The spool's backlog for /readyz: a node whose store is away stays ready (it records into the
+   * spool and loses nothing) but says so, for dashboards and alerts.
+   */
+  #spoolHealth(): Record<string, unknown> | undefined {
+    const spool = this.#spool;
+    if (!spool) return undefined;
+    const oldestPendingAgeMs = spool.oldestPendingAgeMs;
+    const lastError = spool.lastError;
+    const recentError = lastError !== undefined && Date.now() - lastError.at < 60_000;
+    return {
+      degraded: oldestPendingAgeMs > SPOOL_LAG_DEGRADED_MS || (recentError && spool.pendingFiles > 0),
+      pendingFiles: spool.pendingFiles,
+      pendingBytes: spool.pendingBytes,
+      oldestPendingAgeMs,
+      failedAttempts: spool.failedAttempts,
+      ...(lastError ? { lastError: { message: lastError.message, at: new Date(lastError.at).toISOString() } } : {}),
     };
   }
 

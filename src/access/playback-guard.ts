@@ -39,6 +39,8 @@ export type GuardResult =
       originRestricted: boolean;
       /** The asset's allowed origins, present only when it has any (for the embed page's frame-ancestors). */
       allowedOrigins?: string[];
+      /** The MP4 download may be served: the asset needs no signed URL, or the token has `downloadable: true`. */
+      mayDownload: boolean;
     }
   | { ok: false; status: 401 | 403 | 404 | 429; code: GuardFailureCode; message: string; retryAfterSeconds?: number };
 
@@ -208,6 +210,7 @@ export class PlaybackGuard {
       ok: true,
       uid,
       originRestricted: policy.allowedOrigins.length > 0,
+      mayDownload: !policy.requireSignedURLs || claims?.downloadable === true,
       ...(policy.allowedOrigins.length > 0 ? { allowedOrigins: policy.allowedOrigins } : {}),
       ...(token !== undefined ? { token } : {}),
       ...(claims !== undefined ? { claims } : {}),

@@ -12,6 +12,7 @@ import { liveInputRoutes, type LiveInputRoutesOptions, type PublicUrls } from '.
 import type { LiveStatusView } from './schemas.ts';
 import { videoRoutes, type VideoRoutesOptions } from './video-routes.ts';
 import { outputRoutes, type OutputRoutesOptions } from './output-routes.ts';
+import { downloadRoutes, type DownloadControl } from './download-routes.ts';
 
 export type { PublicUrls } from './live-input-routes.ts';
 export type { LiveStatusView } from './schemas.ts';
@@ -33,6 +34,8 @@ export interface ApiPluginOptions {
   videos?: Omit<VideoRoutesOptions, 'liveInputs' | 'publicUrls'>;
   /** Enables `/live_inputs/{uid}/outputs` (simulcast). */
   outputs?: OutputRoutesOptions;
+  /** Enables `/videos/{uid}/downloads` (needs `videos`). */
+  downloads?: DownloadControl;
 }
 
 export const API_BODY_LIMIT = 64 * 1024;
@@ -74,6 +77,9 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
   });
   if (opts.videos) {
     await app.register(videoRoutes, { ...opts.videos, liveInputs: opts.liveInputs, publicUrls: opts.publicUrls });
+    if (opts.downloads) {
+      await app.register(downloadRoutes, { videos: opts.videos.videos, downloads: opts.downloads, publicUrls: opts.publicUrls });
+    }
   }
   if (opts.outputs) await app.register(outputRoutes, opts.outputs);
   if (opts.signingKeys) await app.register(keyRoutes, { signingKeys: opts.signingKeys });

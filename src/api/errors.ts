@@ -24,6 +24,8 @@ export const API_ERRORS = {
   OUTPUT_NOT_FOUND: { status: 404, message: 'Output not found' },
   OUTPUT_LIMIT_REACHED: { status: 409, message: 'The live input has the maximum number of outputs' },
   VIDEO_RECORDING: { status: 409, message: 'The video is being recorded; it can be deleted once the broadcast has ended' },
+  VIDEO_NOT_READY: { status: 409, message: 'The video is not ready yet' },
+  DOWNLOAD_NOT_FOUND: { status: 404, message: 'The video has no download; create one with POST /v1/videos/{uid}/downloads' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import type { LiveInputRepository } from '../state/live-input-repo.ts';
+import { META_MAX_BYTES } from '../state/live-input-record.ts';
 import { VideoRecordSchema, type VideoRecord, type VideoRepository } from '../state/video-repo.ts';
 import { ApiError } from './errors.ts';
 import { commonErrorResponses, Envelope, ErrorEnvelope, ok, UidParams } from './schemas.ts';
@@ -17,6 +18,8 @@ export interface VideoRoutesOptions {
   isRecording?: (uid: string) => boolean;
   /** Told after a video was deleted (caches drop it). */
   onDeleted?: (uid: string) => void;
+  /** Told after a video was changed (the playback policy cache drops it). */
+  onUpdated?: (uid: string) => void;
 }
 
 /** A video as the API shows it: the record plus its playback URL. */
@@ -24,9 +27,30 @@ export const Video = Type.Intersect([
   VideoRecordSchema,
   Type.Object({
     playback: Type.Object({ hls: Type.String({ description: 'HLS master playlist URL' }) }),
+    thumbnail: Type.String({ description: 'Default thumbnail (JPEG) URL, taken at thumbnailTimestampPct' }),
+    thumbnailTimestampPct: Type.Number(),
   }),
 ]);
 export type Video = Static<typeof Video>;
+
+/** Cloudflare's `POST /videos/{uid}`: the fields a user may change. */
+const VideoUpdate = Type.Object(
+  {
+    meta: Type.Optional(VideoRecordSchema.properties.meta),
+    requireSignedURLs: Type.Optional(Type.Boolean()),
+    allowedOrigins: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { maxItems: 100 })),
+    scheduledDeletion: Type.Optional(
+      Type.Union([Type.String({ format: 'date-time', maxLength: 40 }), Type.Null()], {
+        description: 'When the video is deleted (ISO 8601; a past time: at the next sweep); null keeps it',
+      }),
+    ),
+    thumbnailTimestampPct: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+  },
+  { additionalProperties: false },
+);
+
+/** Years of scheduledDeletion accepted: a typo of a century is refused rather than kept forever. */
+const MAX_SCHEDULE_MS = 10 * 366 * 86_400_000;
 
 const VideoListQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
@@ -47,7 +71,12 @@ export async function videoRoutes(fastify: FastifyInstance, opts: VideoRoutesOpt
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { videos, liveInputs, publicUrls } = opts;
   const base = () => publicUrls.playbackBase.replace(/\/+$/, '');
-  const view = (r: VideoRecord): Video => ({ ...r, playback: { hls: `${base()}/${r.uid}/manifest/video.m3u8` } });
+  const view = (r: VideoRecord): Video => ({
+    ...r,
+    playback: { hls: `${base()}/${r.uid}/manifest/video.m3u8` },
+    thumbnail: `${base()}/${r.uid}/thumbnails/thumbnail.jpg`,
+    thumbnailTimestampPct: r.thumbnailTimestampPct ?? 0,
+  });
   const notFound = (uid: string) => new ApiError('VIDEO_NOT_FOUND', `Video ${uid} not found`);
   app.get(
     '/videos',
@@ -85,6 +114,46 @@ export async function videoRoutes(fastify: FastifyInstance, opts: VideoRoutesOpt
     async (request) => {
       const record = await videos.get(request.params.uid);
       if (!record) throw notFound(request.params.uid);
+      return ok(view(record));
+    },
+  );
+
+  app.post(
+    '/videos/:uid',
+    {
+      schema: {
+        summary: 'Change a video: meta, signed URLs, allowed origins, scheduled deletion, default thumbnail time',
+        tags: TAGS,
+        params: UidParams,
+        body: VideoUpdate,
+        response: { 200: Envelope(Video), ...withNotFound },
+      },
+    },
+    async (request) => {
+      const { uid } = request.params;
+      const body = request.body;
+      if (typeof body.scheduledDeletion === 'string') {
+        const at = Date.parse(body.scheduledDeletion);
+        if (!Number.isFinite(at) || at > Date.now() + MAX_SCHEDULE_MS) {
+          throw new ApiError('VALIDATION_FAILED', 'body.scheduledDeletion must be a date-time within ten years from now');
+        }
+      }
+      if (body.meta !== undefined && Buffer.byteLength(JSON.stringify(body.meta)) > META_MAX_BYTES) {
+        throw new ApiError('VALIDATION_FAILED', `body.meta must be at most ${META_MAX_BYTES} bytes as JSON`);
+      }
+      const record = await videos.update(uid, (r) => {
+        const next: VideoRecord = { ...r };
+        if (body.meta !== undefined) next.meta = body.meta;
+        if (body.requireSignedURLs !== undefined) next.requireSignedURLs = body.requireSignedURLs;
+        if (body.allowedOrigins !== undefined) next.allowedOrigins = body.allowedOrigins;
+        if (body.scheduledDeletion !== undefined) {
+          next.scheduledDeletion = body.scheduledDeletion === null ? null : new Date(body.scheduledDeletion).toISOString();
+        }
+        if (body.thumbnailTimestampPct !== undefined) next.thumbnailTimestampPct = body.thumbnailTimestampPct;
+        return next;
+      });
+      if (!record) throw notFound(uid);
+      opts.onUpdated?.(uid);
       return ok(view(record));
     },
   );

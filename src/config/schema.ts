@@ -163,6 +163,15 @@ export const ConfigSchema = Type.Object(
       },
       closed,
     ),
+    vod: Type.Object(
+      {
+        thumbnailConcurrency: Type.Integer({ default: 2, minimum: 1, maximum: 64, description: 'FFmpeg thumbnail renders at once per node.' }),
+        thumbnailQueue: Type.Integer({ default: 32, minimum: 0, maximum: 10_000, description: 'Renders waiting; past this: 503.' }),
+        downloadConcurrency: Type.Integer({ default: 1, minimum: 1, maximum: 16, description: 'MP4 download builds at once per node.' }),
+        deletionSweepSeconds: Type.Integer({ default: 60, minimum: 1, maximum: 86_400, description: 'How often scheduled deletions run.' }),
+      },
+      closed,
+    ),
     hls: Type.Object(
       {
         segmentTargetSeconds: Type.Number({ default: 2, minimum: 0.5, maximum: 12 }),

@@ -52,7 +52,15 @@ export interface PlaybackAccess {
     remoteAddress: string;
     headers: Record<string, string | string[] | undefined>;
   }): Promise<
-    | { ok: true; uid: string; token?: string; originRestricted: boolean; allowedOrigins?: string[] }
+    | {
+        ok: true;
+        uid: string;
+        token?: string;
+        originRestricted: boolean;
+        allowedOrigins?: string[];
+        /** The MP4 download may be served: the asset is public, or the token says `downloadable: true`. */
+        mayDownload?: boolean;
+      }
     | { ok: false; status: 401 | 403 | 404 | 429; code: string; message: string; retryAfterSeconds?: number }
   >;
 }

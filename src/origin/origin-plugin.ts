@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ASSET_CACHE, embedCsp, embedErrorPage, loadEmbedAssets } from './embed-page.ts';
 import { parseHlsQuery } from './hls-query.ts';
 import type { HlsStreamView, HoldResult, LivePlayback, PlaybackAccess, VodSource } from './live-playback.ts';
+import { derivedRoutes, type DownloadFiles, type ThumbnailSource } from './derived-routes.ts';
 
 export interface OriginOptions {
   live: LivePlayback;
@@ -10,6 +11,10 @@ export interface OriginOptions {
   vod?: VodSource;
   /** Token, IP/country and allowed-origin checks. Without it every valid uid plays. */
   guard?: PlaybackAccess;
+  /** `/{id}/thumbnails/thumbnail.{jpg,gif}` of finished videos. */
+  thumbnails?: ThumbnailSource;
+  /** `/{id}/downloads/default.mp4`. */
+  downloads?: DownloadFiles;
   /**
    * Longest hold of a blocking request before 503, ms. Default: three target durations of the
    * stream (rfc8216bis 6.2.5.2).
@@ -68,6 +73,7 @@ function notFound(reply: FastifyReply, message = 'no such stream or file'): Fast
 interface Authorized {
   uid: string;
   allowedOrigins?: string[] | undefined;
+  mayDownload?: boolean | undefined;
 }
 
 /**
@@ -94,7 +100,8 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     } else {
       reply.header('access-control-allow-origin', '*');
     }
-    reply.header('access-control-expose-headers', 'Content-Length, Age');
+    // A route that exposes more (downloads: Content-Range, ETag) has set its own list.
+    if (!reply.hasHeader('access-control-expose-headers')) reply.header('access-control-expose-headers', 'Content-Length, Age');
     return payload;
   });
 
@@ -142,8 +149,15 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
       reply.code(302).header('cache-control', 'private, no-store').header('location', rest ? `${path}?${rest}` : path).send();
       return undefined;
     }
-    return { uid: decision.uid, allowedOrigins: decision.allowedOrigins };
+    return { uid: decision.uid, allowedOrigins: decision.allowedOrigins, mayDownload: decision.mayDownload };
   }
+
+  derivedRoutes(app, {
+    thumbnails: opts.thumbnails,
+    downloads: opts.downloads,
+    authorize: (req, reply, id) => authorize(req, reply, id),
+    errorReply,
+  });
 
   // hls.js and the player's script and style, read once at startup; the page names them with a
   // content hash, so they are cached for a year.

@@ -30,6 +30,10 @@ export interface RedisKeys {
   nodeRecordings(nodeId: string): string;
   /** Hash: a live input's simulcast outputs, output uid → JSON record; deleted with the input. */
   liveInputOutputs(liveInputUid: string): string;
+  /** Sorted set: video uids scored by their scheduledDeletion (ms), for the deletion sweep. */
+  videoDeletions(): string;
+  /** String: JSON state of a video's MP4 download (default.mp4). */
+  videoDownload(uid: string): string;
 }
 
 export const DEFAULT_KEY_PREFIX = 'trib:';
@@ -50,5 +54,7 @@ export function createRedisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys 
     videoManifest: (uid) => `${prefix}video_manifest:${uid}`,
     nodeRecordings: (nodeId) => `${prefix}node_recordings:${nodeId}`,
     liveInputOutputs: (liveInputUid) => `${prefix}live_input_outputs:${liveInputUid}`,
+    videoDeletions: () => `${prefix}video_deletions`,
+    videoDownload: (uid) => `${prefix}video_download:${uid}`,
   };
 }

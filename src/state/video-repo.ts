@@ -47,7 +47,12 @@ export const VideoRecordSchema = Type.Object({
   renditions: Type.Array(VideoRendition),
   requireSignedURLs: Type.Boolean(),
   allowedOrigins: Type.Array(Type.String()),
-  scheduledDeletion: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  scheduledDeletion: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+    description: 'When the video and its media are deleted; null: kept',
+  }),
+  thumbnailTimestampPct: Type.Optional(
+    Type.Number({ minimum: 0, maximum: 1, description: 'Where the default thumbnail is taken, as a fraction of the duration' }),
+  ),
   readyToStream: Type.Boolean(),
   recording: Type.Object({ sessions: Type.Integer({ description: 'Broadcast sessions (reconnects + 1) in this video' }) }),
 });
@@ -79,27 +84,38 @@ export interface VideoRepositoryOptions {
 const DAY_MS = 86_400_000;
 const MAX_ATTEMPTS = 8;
 
-// KEYS: video, global index, input index, node set. ARGV: json, uid, score.
+// The deletion index (a sorted set by scheduledDeletion) changes in the same step as the record.
+// KEYS: video, global index, input index, node set, deletion index. ARGV: json, uid, score, deletion ms or ''.
 const CREATE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
 redis.call('SADD', KEYS[4], ARGV[2])
+if ARGV[4] ~= '' then redis.call('ZADD', KEYS[5], ARGV[4], ARGV[2]) end
 return 1`;
-// KEYS: video, node set. ARGV: old json, new json, uid, done (1: leaves the node's set).
+// KEYS: video, node set, deletion index. ARGV: old json, new json, uid, done (1: leaves the node's set), deletion ms or ''.
 const CAS_SET = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
 if ARGV[4] == '1' then redis.call('SREM', KEYS[2], ARGV[3]) end
+if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], ARGV[5], ARGV[3]) else redis.call('ZREM', KEYS[3], ARGV[3]) end
 return 1`;
-// KEYS: video, manifest, global index, input index. ARGV: old json, uid.
+// KEYS: video, manifest, global index, input index, deletion index. ARGV: old json, uid.
 const CAS_DELETE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('ZREM', KEYS[4], ARGV[2])
+redis.call('ZREM', KEYS[5], ARGV[2])
 return 1`;
+
+/** The deletion index's score: ms since the epoch, or '' for none. */
+function deletionScore(record: VideoRecord): string {
+  if (record.scheduledDeletion === null) return '';
+  const ms = Date.parse(record.scheduledDeletion);
+  return Number.isFinite(ms) ? String(ms) : '';
+}
 
 export class VideoRepository {
   readonly #redis: Redis;
@@ -136,14 +152,16 @@ export class VideoRepository {
     };
     const ok = await this.#redis.eval(
       CREATE,
-      4,
+      5,
       this.#keys.video(uid),
       this.#keys.videoIndex(),
       this.#keys.liveInputVideos(video.liveInput),
       this.#keys.nodeRecordings(nodeId),
+      this.#keys.videoDeletions(),
       JSON.stringify(record),
       uid,
       now.getTime(),
+      deletionScore(record),
     );
     if (ok !== 1) throw new Error(`video ${uid} exists already`);
     return record;
@@ -184,13 +202,15 @@ export class VideoRepository {
       const next = { ...change(current.record), modified: this.#now().toISOString() };
       const ok = await this.#redis.eval(
         CAS_SET,
-        2,
+        3,
         this.#keys.video(uid),
         this.#keys.nodeRecordings(opts.nodeId ?? '-'),
+        this.#keys.videoDeletions(),
         current.raw,
         JSON.stringify(next),
         uid,
         opts.done && opts.nodeId !== undefined ? '1' : '0',
+        deletionScore(next),
       );
       if (ok === 1) return next;
     }
@@ -205,11 +225,12 @@ export class VideoRepository {
       if (!current) return undefined;
       const ok = await this.#redis.eval(
         CAS_DELETE,
-        4,
+        5,
         this.#keys.video(uid),
         this.#keys.videoManifest(uid),
         this.#keys.videoIndex(),
         this.#keys.liveInputVideos(current.record.liveInput ?? '-'),
+        this.#keys.videoDeletions(),
         current.raw,
         uid,
       );
@@ -240,6 +261,16 @@ export class VideoRepository {
   /** Uids of the videos `nodeId` is (or was, before a crash) recording. */
   async recordingsOf(nodeId: string): Promise<string[]> {
     return (await this.#redis.smembers(this.#keys.nodeRecordings(nodeId))).filter(isUid);
+  }
+
+  /** Uids whose scheduledDeletion is at or before `nowMs`, soonest first. */
+  async dueForDeletion(nowMs: number, limit: number): Promise<string[]> {
+    return (await this.#redis.zrangebyscore(this.#keys.videoDeletions(), '-inf', nowMs, 'LIMIT', 0, limit)).filter(isUid);
+  }
+
+  /** Drops a uid from the deletion index (its record is gone or no longer scheduled). */
+  async unscheduleDeletion(uid: string): Promise<void> {
+    await this.#redis.zrem(this.#keys.videoDeletions(), uid);
   }
 
   async forgetRecording(nodeId: string, uid: string): Promise<void> {

@@ -189,6 +189,10 @@ export class DiskStore implements ObjectStore {
       count++;
       for (let d = dirname(path); d.startsWith(this.#base + sep); d = dirname(d)) dirs.add(d);
     }
+    // Directories already empty under a whole-directory prefix (left by single deletes) go too.
+    if (prefix.endsWith('/')) {
+      for await (const d of dirsUnder(this.pathFor(prefix.slice(0, -1)))) dirs.add(d);
+    }
     // Remove directories that are now empty, deepest first; one still in use is left alone.
     for (const d of [...dirs].sort((a, b) => b.length - a.length)) {
       await rmdir(d).catch(() => {});
@@ -236,6 +240,18 @@ export class DiskStore implements ObjectStore {
   }
 
   async close(): Promise<void> {}
+}
+
+/** Every directory under `dir`, `dir` included; none when it does not exist. */
+async function* dirsUnder(dir: string): AsyncGenerator<string> {
+  let entries: Dirent[];
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  yield dir;
+  for (const entry of entries) if (entry.isDirectory()) yield* dirsUnder(join(dir, entry.name));
 }
 
 /** Clamps an inclusive range to the object; throws StorageRangeError when it starts past the end. */

@@ -111,6 +111,7 @@ export class Spool {
   #uploadedBytes = 0;
   #failedAttempts = 0;
   #lastFailureLogAt = 0;
+  #lastError: { message: string; at: number } | undefined;
   #failuresSinceLog = 0;
 
   constructor(opts: SpoolOptions) {
@@ -151,6 +152,11 @@ export class Spool {
 
   get uploadedBytes(): number {
     return this.#uploadedBytes;
+  }
+
+  /** The last failed upload attempt: its message (never credentials) and when (ms since the epoch). */
+  get lastError(): { message: string; at: number } | undefined {
+    return this.#lastError;
   }
 
   /** Upload attempts that failed (each retry counts). */
@@ -472,6 +478,7 @@ export class Spool {
   // During an outage every attempt fails; one line per interval says so without flooding the log.
   #logFailure(err: unknown, key: string, attempt: number): void {
     this.#failuresSinceLog++;
+    this.#lastError = { message: err instanceof Error ? err.message.slice(0, 300) : String(err).slice(0, 300), at: Date.now() };
     const now = Date.now();
     if (now - this.#lastFailureLogAt < FAILURE_LOG_INTERVAL_MS) return;
     this.#lastFailureLogAt = now;

@@ -9,6 +9,8 @@ export interface FinalizeDeps {
   logger: Logger;
   /** This node: the video leaves its set of recordings once final. */
   nodeId: string;
+  /** Told when a video has become ready (derived files, such as the default thumbnail, warm up). */
+  onReady?: (record: VideoRecord) => void;
 }
 
 const M3U8 = 'application/vnd.apple.mpegurl';
@@ -67,5 +69,6 @@ export async function finalizeVideo(deps: FinalizeDeps, uid: string): Promise<Vi
     { duration: vod.duration, size: vod.size, renditions: vod.renditions.map((r) => r.name), ms: Date.now() - started },
     'recording finalized',
   );
+  if (record) deps.onReady?.(record);
   return record;
 }

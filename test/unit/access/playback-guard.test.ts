@@ -66,7 +66,14 @@ const req = (pathId: string, more: Partial<Parameters<PlaybackGuard['check']>[0]
 
 describe('PlaybackGuard', () => {
   it('a public uid plays without a token', async () => {
-    expect(await guard.check(req(PUBLIC_UID))).toEqual({ ok: true, uid: PUBLIC_UID, originRestricted: false });
+    expect(await guard.check(req(PUBLIC_UID))).toEqual({ ok: true, uid: PUBLIC_UID, originRestricted: false, mayDownload: true });
+  });
+
+  it('the MP4 download of a signed asset needs downloadable: true; a public one needs nothing', async () => {
+    expect(await guard.check(req(await tokenFor(PRIVATE_UID, { downloadable: true })))).toMatchObject({ ok: true, mayDownload: true });
+    expect(await guard.check(req(await tokenFor(PRIVATE_UID, { downloadable: false })))).toMatchObject({ ok: true, mayDownload: false });
+    expect(await guard.check(req(await tokenFor(PRIVATE_UID)))).toMatchObject({ ok: true, mayDownload: false });
+    expect(await guard.check(req(await tokenFor(PUBLIC_UID)))).toMatchObject({ ok: true, mayDownload: true });
   });
 
   it('a uid that requires signed URLs → 401 TOKEN_REQUIRED', async () => {
