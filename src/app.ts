@@ -31,6 +31,8 @@ import { VodPlayback } from './vod/vod-playback.ts';
 import { loadNodeId } from './vod/node-id.ts';
 import { interruptedRecordings, recoverRecordings } from './vod/recovery.ts';
 import { videoPrefix, type FinalizeDeps } from './vod/finalize.ts';
+import { Metrics } from './observability/metrics.ts';
+import { instrumentHttp, metricsRoute } from './observability/metrics-http.ts';
 
 export interface AppOptions {
   config: Config;
@@ -43,6 +45,8 @@ export interface StartedApp {
   h2cPort: number | undefined;
   tlsPort: number | undefined;
   rtmpPort: number | undefined;
+  /** The separate metrics listener, when `metrics.port` is configured. */
+  metricsPort: number | undefined;
   /** Set only on the first start without a configured key: print it once. */
   generatedApiKey: string | undefined;
 }
@@ -80,6 +84,7 @@ export class App {
   #spool: Spool | undefined;
   #vod: VodPlayback | undefined;
   #recovery: Promise<void> | undefined;
+  #metrics: Metrics | undefined;
   #ready = false;
   #closing: Promise<void> | undefined;
 
@@ -96,6 +101,11 @@ export class App {
   /** Durable job queues (BullMQ on the same Redis); set once started. */
   get jobs(): JobQueues | undefined {
     return this.#jobs;
+  }
+
+  /** Every Prometheus series (set once started, unless `metrics.enabled` is false). */
+  get metrics(): Metrics | undefined {
+    return this.#metrics;
   }
 
   /** Playback of finalized videos (recordings), from the object store. */
@@ -115,6 +125,8 @@ export class App {
   async #start(): Promise<StartedApp> {
     const { config, log } = this;
     await mkdir(config.dataDir, { recursive: true });
+    this.#metrics = config.metrics.enabled ? new Metrics() : undefined;
+    const metrics = this.#metrics;
 
     // State: an external Redis when configured, else our own redis-server child.
     let redisTarget: RedisTarget;
@@ -154,6 +166,7 @@ export class App {
       fsync: config.storage.fsync,
     });
     await this.#spool.start();
+    metrics?.observeSpool(this.#spool);
     this.#vod = new VodPlayback({ store });
     const vod = this.#vod;
     const videos = new VideoRepository({ redis: this.#redis, keys });
@@ -181,6 +194,7 @@ export class App {
       trustedProxies: config.access.trustedProxies,
       countryHeader: config.access.countryHeader || undefined,
       policyCacheMs: config.access.policyCacheMs,
+      metrics,
       policyOf: async (uid) => {
         const input = await liveInputs.get(uid);
         if (input) return { requireSignedURLs: input.recording.requireSignedURLs, allowedOrigins: input.recording.allowedOrigins };
@@ -211,6 +225,7 @@ export class App {
       directory,
       recorder,
       logger: log,
+      ...(metrics ? { metrics } : {}),
       settings: {
         ffmpegPath: config.ffmpeg.path,
         ffmpegStartTimeoutMs: config.ffmpeg.startTimeoutMs,
@@ -229,8 +244,12 @@ export class App {
     // The API hands out public URLs that carry the real ports: filled in once everything listens.
     const publicUrls = { rtmp: '', webRTC: '', playbackBase: '' };
     const sessions = this.#sessions;
+    metrics?.observeLive(sessions);
+    const metricsOnMainListeners = metrics !== undefined && config.metrics.port < 0;
     const routes = async (http: FastifyInstance) => {
       registerErrorHandling(http);
+      if (metrics) instrumentHttp(http, metrics);
+      if (metricsOnMainListeners) metricsRoute(http, { metrics, token: config.metrics.token });
       await registerOpenApi(http);
       http.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
       http.get('/readyz', { schema: { hide: true } }, async (_req, reply) =>
@@ -291,19 +310,30 @@ export class App {
       const [key, cert] = await Promise.all([readFile(config.http.tls.keyFile), readFile(config.http.tls.certFile)]);
       tlsPort = await this.#listen('tls', { http2: true, https: { allowHTTP1: true, key, cert } }, routes, config.http.tls.port);
     }
+    // Metrics on a listener of their own (e.g. bound to a private interface), when configured.
+    let metricsPort: number | undefined;
+    if (metrics && config.metrics.port >= 0) {
+      const metricsRoutes = async (http: FastifyInstance) => {
+        registerErrorHandling(http);
+        instrumentHttp(http, metrics);
+        metricsRoute(http, { metrics, token: config.metrics.token });
+      };
+      metricsPort = await this.#listen('metrics', {}, metricsRoutes, config.metrics.port, config.metrics.host || config.host);
+    }
     const base = publicBaseUrl(config, httpPort);
     publicUrls.playbackBase = base;
     publicUrls.webRTC = `${base}/whip`;
     publicUrls.rtmp = `rtmp://${new URL(base).hostname}:${rtmpPort ?? config.rtmp.port}/${config.rtmp.app}`;
 
     this.#ready = true;
-    log.info({ http: base, httpPort, h2cPort, tlsPort, rtmpPort }, 'tributary ready');
+    log.info({ http: base, httpPort, h2cPort, tlsPort, rtmpPort, metricsPort }, 'tributary ready');
     return {
       httpUrl: base,
       httpPort,
       h2cPort,
       tlsPort,
       rtmpPort,
+      metricsPort,
       generatedApiKey: initial.created ? initial.key : undefined,
     };
   }
@@ -314,6 +344,7 @@ export class App {
     serverOptions: Record<string, unknown>,
     routes: (http: FastifyInstance) => Promise<void>,
     port: number,
+    host = this.config.host,
   ): Promise<number> {
     const http = fastify({
       ...serverOptions,
@@ -329,7 +360,7 @@ export class App {
     }) as unknown as FastifyInstance;
     this.#http.push(http);
     await routes(http);
-    await http.listen({ host: this.config.host, port });
+    await http.listen({ host, port });
     return (http.server.address() as { port: number }).port;
   }
 

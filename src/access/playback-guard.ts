@@ -65,6 +65,8 @@ export interface PlaybackGuardOptions {
   /** How long "no such asset" is reused (default 1 s): cheap 404s for scanners, quick for new assets. */
   missingPolicyCacheMs?: number;
   policyCacheSize?: number;
+  /** Told every decision (checks and refusals by reason). */
+  metrics?: { playbackChecked(result: GuardResult): void } | undefined;
 }
 
 const UID_RE = /^[0-9a-f]{32}$/;
@@ -103,6 +105,7 @@ export class PlaybackGuard {
   readonly #missingMs: number;
   readonly #policies: LRUCache<string, PolicyEntry>;
   readonly #inflight = new Map<string, Promise<PlaybackPolicy | undefined>>();
+  readonly #metrics: PlaybackGuardOptions['metrics'];
 
   constructor(opts: PlaybackGuardOptions) {
     this.#tokens = opts.tokens;
@@ -112,6 +115,7 @@ export class PlaybackGuard {
     this.#policyOf = opts.policyOf;
     this.#policyMs = opts.policyCacheMs ?? 5_000;
     this.#missingMs = opts.missingPolicyCacheMs ?? 1_000;
+    this.#metrics = opts.metrics;
     this.#policies = new LRUCache<string, PolicyEntry>({ max: opts.policyCacheSize ?? 10_000, ttl: this.#policyMs });
   }
 
@@ -121,6 +125,12 @@ export class PlaybackGuard {
   }
 
   async check(req: PlaybackRequest): Promise<GuardResult> {
+    const result = await this.#check(req);
+    this.#metrics?.playbackChecked(result);
+    return result;
+  }
+
+  async #check(req: PlaybackRequest): Promise<GuardResult> {
     let uid: string;
     let token: string | undefined;
     let claims: TokenClaims | undefined;
