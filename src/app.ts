@@ -33,6 +33,7 @@ import { interruptedRecordings, recoverRecordings } from './vod/recovery.ts';
 import { videoPrefix, type FinalizeDeps } from './vod/finalize.ts';
 import { Metrics } from './observability/metrics.ts';
 import { instrumentHttp, metricsRoute } from './observability/metrics-http.ts';
+import { consolePlugin } from './console/console-plugin.ts';
 
 export interface AppOptions {
   config: Config;
@@ -282,6 +283,7 @@ export class App {
         },
       });
       await http.register(originPlugin, { live: sessions, guard, vod });
+      await http.register(consolePlugin);
     };
 
     let rtmpPort: number | undefined;
