@@ -169,9 +169,10 @@ describe('web console', () => {
     await page.waitForFunction(() => (globalThis as unknown as Doc).document.querySelector('#d-state')?.textContent !== 'live', undefined, opts(30_000));
     await page.waitForFunction(() => (globalThis as unknown as Doc).document.querySelector('#preview')?.getAttribute('data-src') === null, undefined, opts());
     expect(await previewSrc()).toBeNull();
-    let recording: { uid: string; requireSignedURLs: boolean; status: { state: string } } | undefined;
+    type Recording = { uid: string; requireSignedURLs: boolean; status: { state: string } };
+    let recording: Recording | undefined;
     for (let i = 0; i < 120 && !recording; i++) {
-      const videos = await server.api<{ result: Array<NonNullable<typeof recording>> }>('GET', `/v1/live_inputs/${uid}/videos`);
+      const videos = await server.api<{ result: Recording[] }>('GET', `/v1/live_inputs/${uid}/videos`);
       recording = videos.body.result.find((v) => v.status.state === 'ready');
       if (!recording) await new Promise((r) => setTimeout(r, 250));
     }
