@@ -76,7 +76,7 @@ export class Metrics implements LiveMetrics {
     });
     this.#sessionsEnded = new Counter({
       name: 'tributary_live_sessions_ended_total',
-      help: 'Live sessions ended, by reason (publisher_left, transcoder_failed, input_deleted, shutdown, …).',
+      help: 'Live sessions ended, by reason (client_disconnect, timeout, protocol_error, transcoder_failed, input_deleted, input_disabled, shutdown, over_limit).',
       labelNames: ['reason'],
       registers,
     });

@@ -19,10 +19,10 @@ describe('Metrics', () => {
     expect(text).toContain(`tributary_viewers{live_input="${'a'.repeat(32)}"} 5`);
 
     live = [stats('b'.repeat(32))];
-    m.sessionEnded('a'.repeat(32), 'publisher_left');
+    m.sessionEnded('a'.repeat(32), 'client_disconnect');
     text = await m.render();
     expect(text).not.toContain('a'.repeat(32));
-    expect(text).toContain('tributary_live_sessions_ended_total{reason="publisher_left"} 1');
+    expect(text).toContain('tributary_live_sessions_ended_total{reason="client_disconnect"} 1');
   });
 
   it('keeps labels bounded: unknown methods fold into OTHER; two instances never share series', async () => {
