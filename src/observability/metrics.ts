@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { IngestProtocol } from '../live/ingest-contract.ts';
 import type { LiveMetrics } from '../live/live-metrics.ts';
 import type { IngestStats } from '../live/session-registry.ts';
 
@@ -32,6 +33,7 @@ export interface SpoolMetricsSource {
 /** Outcomes of a webhook delivery attempt (fed by webhooks/). */
 export type WebhookDeliveryResult = 'delivered' | 'failed' | 'dropped';
 
+const INGEST_PROTOCOLS: readonly IngestProtocol[] = ['rtmp', 'rtmps', 'whip', 'srt'];
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 export class Metrics implements LiveMetrics {
@@ -65,6 +67,8 @@ export class Metrics implements LiveMetrics {
       registers,
       collect() {
         this.reset();
+        // Known protocols read 0 rather than vanish, so sums and alerts see an idle node.
+        for (const protocol of INGEST_PROTOCOLS) this.set({ protocol }, 0);
         for (const s of live()?.ingestStats() ?? []) this.inc({ protocol: s.protocol });
       },
     });

@@ -83,7 +83,7 @@ describe('metrics end to end', () => {
     // Everyone else is still served.
     expect((await server.api('GET', '/v1/live_inputs')).status).toBe(200);
     const m = await scrape(metricsUrl);
-    expect(value(m, 'tributary_live_sessions', 'gauge')).toBeUndefined();
+    expect(value(m, 'tributary_live_sessions', 'gauge', { protocol: 'rtmp' })).toBe(0);
   });
 
   it('reports a live stream per input, and drops its series when the session ends', async () => {
@@ -187,7 +187,7 @@ describe('metrics end to end', () => {
     await publisher.stop();
     await server.waitForLog((l) => l.msg === 'session ending' && l.liveInput === uid, 15_000);
     const after = await scrape(metricsUrl);
-    expect(value(after, 'tributary_live_sessions', 'gauge')).toBeUndefined();
+    expect(value(after, 'tributary_live_sessions', 'gauge', { protocol: 'rtmp' })).toBe(0);
     for (const name of ['tributary_ingest_bitrate_bits_per_second', 'tributary_ingest_frames_per_second', 'tributary_ingest_keyframe_interval_seconds']) {
       expect(family(after, name, 'gauge').metrics).toEqual([]);
     }
