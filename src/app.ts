@@ -44,6 +44,9 @@ import { DownloadRepository } from './state/download-repo.ts';
 
 /** An upload lag beyond this marks the spool degraded in /readyz. */
 const SPOOL_LAG_DEGRADED_MS = 30_000;
+import { Metrics } from './observability/metrics.ts';
+import { instrumentHttp, metricsRoute } from './observability/metrics-http.ts';
+import { consolePlugin } from './console/console-plugin.ts';
 
 export interface AppOptions {
   config: Config;
@@ -56,6 +59,8 @@ export interface StartedApp {
   h2cPort: number | undefined;
   tlsPort: number | undefined;
   rtmpPort: number | undefined;
+  /** The separate metrics listener, when `metrics.port` is configured. */
+  metricsPort: number | undefined;
   /** Set only on the first start without a configured key: print it once. */
   generatedApiKey: string | undefined;
 }
@@ -94,6 +99,7 @@ export class App {
   #spool: Spool | undefined;
   #vod: VodPlayback | undefined;
   #recovery: Promise<void> | undefined;
+  #metrics: Metrics | undefined;
   #ready = false;
   #closing: Promise<void> | undefined;
 
@@ -117,6 +123,11 @@ export class App {
     return this.#jobs;
   }
 
+  /** Every Prometheus series (set once started, unless `metrics.enabled` is false). */
+  get metrics(): Metrics | undefined {
+    return this.#metrics;
+  }
+
   /** Playback of finalized videos (recordings), from the object store. */
   get vod(): VodPlayback | undefined {
     return this.#vod;
@@ -134,6 +145,8 @@ export class App {
   async #start(): Promise<StartedApp> {
     const { config, log } = this;
     await mkdir(config.dataDir, { recursive: true });
+    this.#metrics = config.metrics.enabled ? new Metrics() : undefined;
+    const metrics = this.#metrics;
 
     // State: an external Redis when configured, else our own redis-server child.
     let redisTarget: RedisTarget;
@@ -173,6 +186,7 @@ export class App {
       fsync: config.storage.fsync,
     });
     await this.#spool.start();
+    metrics?.observeSpool(this.#spool);
     this.#vod = new VodPlayback({ store });
     const vod = this.#vod;
     const videos = new VideoRepository({ redis: this.#redis, keys });
@@ -256,6 +270,7 @@ export class App {
       trustedProxies: config.access.trustedProxies,
       countryHeader: config.access.countryHeader || undefined,
       policyCacheMs: config.access.policyCacheMs,
+      metrics,
       policyOf: async (uid) => {
         const input = await liveInputs.get(uid);
         if (input) return { requireSignedURLs: input.recording.requireSignedURLs, allowedOrigins: input.recording.allowedOrigins };
@@ -330,6 +345,7 @@ export class App {
           tapFlv: (listener) => session.tapFlv(listener),
           onEnded: (listener) => session.on('ended', () => listener()),
         }),
+      ...(metrics ? { metrics } : {}),
       settings: {
         ffmpegPath: config.ffmpeg.path,
         ffmpegStartTimeoutMs: config.ffmpeg.startTimeoutMs,
@@ -349,8 +365,12 @@ export class App {
     // The API hands out public URLs that carry the real ports: filled in once everything listens.
     const publicUrls = { rtmp: '', webRTC: '', playbackBase: '' };
     const sessions = this.#sessions;
+    metrics?.observeLive(sessions);
+    const metricsOnMainListeners = metrics !== undefined && config.metrics.port < 0;
     const routes = async (http: FastifyInstance) => {
       registerErrorHandling(http);
+      if (metrics) instrumentHttp(http, metrics);
+      if (metricsOnMainListeners) metricsRoute(http, { metrics, token: config.metrics.token });
       await registerOpenApi(http);
       http.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
       http.get('/readyz', { schema: { hide: true } }, async (_req, reply) =>
@@ -391,6 +411,7 @@ export class App {
         },
       });
       await http.register(originPlugin, { live: sessions, guard, vod, thumbnails, downloads });
+      await http.register(consolePlugin);
     };
 
     let rtmpPort: number | undefined;
@@ -419,6 +440,16 @@ export class App {
       const [key, cert] = await Promise.all([readFile(config.http.tls.keyFile), readFile(config.http.tls.certFile)]);
       tlsPort = await this.#listen('tls', { http2: true, https: { allowHTTP1: true, key, cert } }, routes, config.http.tls.port);
     }
+    // Metrics on a listener of their own (e.g. bound to a private interface), when configured.
+    let metricsPort: number | undefined;
+    if (metrics && config.metrics.port >= 0) {
+      const metricsRoutes = async (http: FastifyInstance) => {
+        registerErrorHandling(http);
+        instrumentHttp(http, metrics);
+        metricsRoute(http, { metrics, token: config.metrics.token });
+      };
+      metricsPort = await this.#listen('metrics', {}, metricsRoutes, config.metrics.port, config.metrics.host || config.host);
+    }
     const base = publicBaseUrl(config, httpPort);
     publicUrls.playbackBase = base;
     publicUrls.webRTC = `${base}/whip`;
@@ -430,13 +461,14 @@ export class App {
     });
 
     this.#ready = true;
-    log.info({ http: base, httpPort, h2cPort, tlsPort, rtmpPort }, 'tributary ready');
+    log.info({ http: base, httpPort, h2cPort, tlsPort, rtmpPort, metricsPort }, 'tributary ready');
     return {
       httpUrl: base,
       httpPort,
       h2cPort,
       tlsPort,
       rtmpPort,
+      metricsPort,
       generatedApiKey: initial.created ? initial.key : undefined,
     };
   }
@@ -467,6 +499,7 @@ export class App {
     serverOptions: Record<string, unknown>,
     routes: (http: FastifyInstance) => Promise<void>,
     port: number,
+    host = this.config.host,
   ): Promise<number> {
     const http = fastify({
       ...serverOptions,
@@ -482,7 +515,7 @@ export class App {
     }) as unknown as FastifyInstance;
     this.#http.push(http);
     await routes(http);
-    await http.listen({ host: this.config.host, port });
+    await http.listen({ host, port });
     return (http.server.address() as { port: number }).port;
   }
 

@@ -71,6 +71,8 @@ export interface PlaybackGuardOptions {
   policyCacheSize?: number;
   /** Blocks addresses that keep presenting forged tokens (bad signature, unknown key, garbage). */
   authLimiter?: AuthFailureLimiter;
+  /** Told every decision (checks and refusals by reason). */
+  metrics?: { playbackChecked(result: GuardResult): void } | undefined;
 }
 
 /** Token failures that only a forger produces; an expired or early token is an honest mistake. */
@@ -120,6 +122,7 @@ export class PlaybackGuard {
   readonly #policies: LRUCache<string, PolicyEntry>;
   readonly #inflight = new Map<string, Promise<PlaybackPolicy | undefined>>();
   readonly #authLimiter: AuthFailureLimiter | undefined;
+  readonly #metrics: PlaybackGuardOptions['metrics'];
 
   constructor(opts: PlaybackGuardOptions) {
     this.#tokens = opts.tokens;
@@ -129,6 +132,7 @@ export class PlaybackGuard {
     this.#policyOf = opts.policyOf;
     this.#policyMs = opts.policyCacheMs ?? 5_000;
     this.#missingMs = opts.missingPolicyCacheMs ?? 1_000;
+    this.#metrics = opts.metrics;
     this.#policies = new LRUCache<string, PolicyEntry>({ max: opts.policyCacheSize ?? 10_000, ttl: this.#policyMs });
     this.#authLimiter = opts.authLimiter;
   }
@@ -143,6 +147,12 @@ export class PlaybackGuard {
   }
 
   async check(req: PlaybackRequest): Promise<GuardResult> {
+    const result = await this.#check(req);
+    this.#metrics?.playbackChecked(result);
+    return result;
+  }
+
+  async #check(req: PlaybackRequest): Promise<GuardResult> {
     let uid: string;
     let token: string | undefined;
     let claims: TokenClaims | undefined;

@@ -172,6 +172,20 @@ export const ConfigSchema = Type.Object(
       },
       closed,
     ),
+    metrics: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Serve GET /metrics (Prometheus text format).' }),
+        token: Type.String({ default: '', description: 'When set, scrapes must send Authorization: Bearer <token>.' }),
+        port: Type.Integer({
+          default: -1,
+          minimum: -1,
+          maximum: 65535,
+          description: 'A separate listener for /metrics only; -1: served on the main HTTP listeners instead.',
+        }),
+        host: Type.String({ default: '', description: 'Bind address of the separate metrics listener; empty: host.' }),
+      },
+      closed,
+    ),
     hls: Type.Object(
       {
         segmentTargetSeconds: Type.Number({ default: 2, minimum: 0.5, maximum: 12 }),

@@ -31,6 +31,8 @@ export interface HlsLiveStreamOptions {
   partTarget?: number;
   /** Wall clock in ms (default Date.now); stamps EXT-X-PROGRAM-DATE-TIME. */
   now?: () => number;
+  /** Told when a fragment becomes a part listed in its rendition's playlist (for metrics). */
+  onPartListed?: (rendition: string, fragment: Mp4Fragment) => void;
 }
 
 export interface RenditionMeta {
@@ -102,6 +104,7 @@ export class HlsLiveStream {
   /** Largest segment duration of any rendition, so EXT-X-TARGETDURATION never shrinks and is shared. */
   #maxSegmentDuration = 0;
   #ended = false;
+  readonly #onPartListed: ((rendition: string, fragment: Mp4Fragment) => void) | undefined;
 
   readonly partTarget: number;
 
@@ -111,6 +114,7 @@ export class HlsLiveStream {
     this.#windowSegments = opts.windowSegments;
     this.partTarget = opts.partTarget ?? 0.25;
     this.#now = opts.now ?? Date.now;
+    this.#onPartListed = opts.onPartListed;
     // Validate the options once, here, rather than at the first rendition.
     new RenditionWindow({ prefix: opts.prefix, maxSegments: opts.windowSegments });
     new Segmenter({ targetSegmentDuration: opts.segmentTarget });
@@ -217,7 +221,7 @@ export class HlsLiveStream {
         }
       }
       if (start !== undefined) this.#timeline.advance(start + fragmentDurationSeconds(fragment));
-      this.#apply(r, events);
+      this.#applyFragment(r, fragment, events);
       this.#drainFollowers(false);
     } else {
       r.pending.push({ type: 'fragment', fragment, wallClockMs });
@@ -396,13 +400,19 @@ export class HlsLiveStream {
       if (decision.type === 'wait' && !force && r.pending.length <= MAX_PENDING) break;
       r.pending.shift();
       if (decision.type === 'wait') {
-        this.#apply(r, r.segmenter.push(fragment, wallClockMs));
+        this.#applyFragment(r, fragment, r.segmenter.push(fragment, wallClockMs));
         continue;
       }
       const boundary =
         decision.type === 'cut' && decision.boundary.msn >= r.segmenter.nextMsn ? decision.boundary : undefined;
-      this.#apply(r, r.segmenter.pushFollowing(fragment, boundary));
+      this.#applyFragment(r, fragment, r.segmenter.pushFollowing(fragment, boundary));
     }
+  }
+
+  /** The events of pushing one fragment: it is listed as a part unless the segmenter dropped it. */
+  #applyFragment(r: Rendition, fragment: Mp4Fragment, events: SegmenterEvent[]): void {
+    this.#apply(r, events);
+    if (this.#onPartListed && events.some((e) => e.type === 'part')) this.#onPartListed(r.name, fragment);
   }
 
   #apply(r: Rendition, events: SegmenterEvent[]): void {

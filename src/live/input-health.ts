@@ -3,8 +3,9 @@ import { parseVideoTagHeader } from '../media/flv-tags.ts';
 
 /**
  * Watches the publisher's media for what makes low-latency playback worse or impossible: long or
- * irregular keyframe intervals, B-frames, codecs we cannot serve. Pure: fed with FLV tags, it
- * reports issues as they appear (each once until it clears).
+ * irregular keyframe intervals, B-frames, codecs we cannot serve. Pure: fed with FLV tags (and
+ * their arrival times, for the ingest rates), it reports issues as they appear (each once until
+ * it clears).
  */
 
 export type HealthIssueCode =
@@ -41,6 +42,15 @@ const ENHANCED_CODECS: Record<string, string> = { avc1: 'h264', hvc1: 'hevc', av
 const SUPPORTED_VIDEO = new Set(['h264']);
 const SUPPORTED_AUDIO = new Set(['aac', 'mp3']);
 const RECENT = 8;
+/** Ingest rates are measured over the arrivals of the last RATE_SLOTS × RATE_SLOT_MS. */
+const RATE_SLOT_MS = 500;
+const RATE_SLOTS = 10;
+
+/** What arrived from the publisher recently, by wall clock: the rate it really delivers. */
+export interface IngestRates {
+  bitsPerSecond: number;
+  framesPerSecond: number;
+}
 
 export class InputHealth {
   readonly #opts: Required<InputHealthOptions>;
@@ -49,13 +59,22 @@ export class InputHealth {
   #keyframes: number[] = [];
   #bframes = false;
   #issues = new Map<HealthIssueCode, HealthIssue>();
+  // A ring of fixed time slots (bytes and video frames per slot): O(1) per tag.
+  readonly #slotIds = new Array<number>(RATE_SLOTS).fill(-1);
+  readonly #slotBytes = new Array<number>(RATE_SLOTS).fill(0);
+  readonly #slotFrames = new Array<number>(RATE_SLOTS).fill(0);
+  #firstArrival: number | undefined;
 
   constructor(opts: InputHealthOptions) {
     this.#opts = { maxIrregularity: 2, ...opts };
   }
 
-  /** Feeds one tag; returns the issues that appeared with it (already-known ones are not repeated). */
-  push(tag: FlvTag): HealthIssue[] {
+  /**
+   * Feeds one tag that arrived at `arrivalMs` (wall clock); returns the issues that appeared with
+   * it (already-known ones are not repeated).
+   */
+  push(tag: FlvTag, arrivalMs?: number): HealthIssue[] {
+    if (arrivalMs !== undefined) this.#count(tag, arrivalMs);
     const before = new Set(this.#issues.keys());
     if (tag.type === 8 && tag.data.length > 0 && this.#audioCodec === undefined) {
       this.#audioCodec = AUDIO_CODECS[tag.data[0]! >> 4] ?? `flv-audio-${tag.data[0]! >> 4}`;
@@ -116,6 +135,39 @@ export class InputHealth {
       if (d > 0) out.push(d);
     }
     return out;
+  }
+
+  #count(tag: FlvTag, at: number): void {
+    this.#firstArrival ??= at;
+    const id = Math.floor(at / RATE_SLOT_MS);
+    const i = id % RATE_SLOTS;
+    if (this.#slotIds[i] !== id) {
+      this.#slotIds[i] = id;
+      this.#slotBytes[i] = 0;
+      this.#slotFrames[i] = 0;
+    }
+    this.#slotBytes[i]! += tag.data.length;
+    if (tag.type === 9 && !tag.sequenceHeader) this.#slotFrames[i]! += 1;
+  }
+
+  /** Bits and video frames per second received over the last 5 s (less at the start); undefined in the first second. */
+  rates(nowMs: number): IngestRates | undefined {
+    // Under a second of arrivals says little (and a tiny divisor would say it loudly).
+    if (this.#firstArrival === undefined || nowMs - this.#firstArrival < 1000) return undefined;
+    const id = Math.floor(nowMs / RATE_SLOT_MS);
+    const windowStart = Math.max((id - RATE_SLOTS + 1) * RATE_SLOT_MS, this.#firstArrival);
+    const seconds = (nowMs - windowStart) / 1000;
+    if (seconds <= 0) return undefined;
+    let bytes = 0;
+    let frames = 0;
+    for (let i = 0; i < RATE_SLOTS; i++) {
+      const slot = this.#slotIds[i]!;
+      if (slot > id - RATE_SLOTS && slot <= id) {
+        bytes += this.#slotBytes[i]!;
+        frames += this.#slotFrames[i]!;
+      }
+    }
+    return { bitsPerSecond: (bytes * 8) / seconds, framesPerSecond: frames / seconds };
   }
 
   #set(code: HealthIssueCode, message: string): void {

@@ -18,7 +18,8 @@ import { Transcoder } from '../transcode/transcoder.ts';
 import { InputHealth, type HealthIssue } from './input-health.ts';
 import { IngestRateLimit } from './ingest-rate-limit.ts';
 import { IngestClock } from './ingest-clock.ts';
-import { mainFragmentTrack } from '../media/mp4-types.ts';
+import { mainFragmentTrack, type Mp4Fragment } from '../media/mp4-types.ts';
+import type { LiveMetrics } from './live-metrics.ts';
 
 export type LiveSessionState = 'waiting_for_media' | 'starting' | 'live' | 'ended';
 
@@ -44,6 +45,7 @@ export interface LiveSessionOptions {
   remoteAddress: string;
   settings: LiveSessionSettings;
   logger: Logger;
+  metrics?: LiveMetrics | undefined;
 }
 
 export interface LiveSessionEvents {
@@ -89,6 +91,7 @@ export class LiveSession implements PublishSession {
   #listeners: { [K in keyof LiveSessionEvents]: Array<LiveSessionEvents[K]> } = { live: [], health: [], ended: [] };
   readonly health: InputHealth;
   readonly #rateLimit: IngestRateLimit | undefined;
+  readonly #metrics: LiveMetrics | undefined;
   #closed: Promise<void> | undefined;
 
   constructor(opts: LiveSessionOptions) {
@@ -96,6 +99,7 @@ export class LiveSession implements PublishSession {
     this.protocol = opts.protocol;
     this.remoteAddress = opts.remoteAddress;
     this.#settings = opts.settings;
+    this.#metrics = opts.metrics;
     this.#log = opts.logger.child({ liveInput: opts.liveInputUid, session: this.id });
     // A GOP longer than two segment targets makes every segment (and player hold-back) longer.
     this.health = new InputHealth({ maxKeyframeIntervalSeconds: Math.max(4, opts.settings.segmentTargetSeconds * 2) });
@@ -107,7 +111,17 @@ export class LiveSession implements PublishSession {
       segmentTarget: opts.settings.segmentTargetSeconds,
       partTarget: opts.settings.partTargetSeconds,
       windowSegments: opts.settings.windowSegments,
+      ...(opts.metrics ? { onPartListed: (_rendition: string, fragment: Mp4Fragment) => this.#partListed(fragment) } : {}),
     });
+  }
+
+  /** Part publish delay: from the arrival of the part's last frame to now, when it is listed. */
+  #partListed(fragment: Mp4Fragment): void {
+    const track = mainFragmentTrack(fragment);
+    if (!track || track.timescale <= 0 || track.sampleCount <= 0) return;
+    const lastFrame = track.baseMediaDecodeTime + track.duration - track.duration / track.sampleCount;
+    const wall = this.#clock.wallFor(lastFrame / track.timescale);
+    if (wall !== undefined) this.#metrics?.partPublished((Date.now() - wall) / 1000);
   }
 
   on<K extends keyof LiveSessionEvents>(event: K, listener: LiveSessionEvents[K]): void {
@@ -145,7 +159,7 @@ export class LiveSession implements PublishSession {
         this.#log.error({ err: error }, 'FLV tap failed');
       }
     }
-    for (const issue of this.health.push(tag)) {
+    for (const issue of this.health.push(tag, Date.now())) {
       this.#log.warn({ code: issue.code }, issue.message);
       for (const l of this.#listeners.health) l(issue);
     }
@@ -215,11 +229,13 @@ export class LiveSession implements PublishSession {
     transcoder.on('data', (index: number, chunk: Buffer) => this.#onOutput(index, chunk));
     transcoder.on('restart', (attempt: number, error: unknown) => {
       this.#log.warn({ attempt, err: error }, 'transcoder restarted');
+      this.#metrics?.transcoderRestarted();
       this.#resetReaders();
       this.#clock.reset();
     });
     transcoder.on('failed', (error: unknown) => {
       this.#log.error({ err: error }, 'transcoder failed for good');
+      this.#metrics?.transcoderFailed();
       this.terminate('transcoder_failed');
     });
     this.state = 'starting';
@@ -232,6 +248,7 @@ export class LiveSession implements PublishSession {
       },
       (error: unknown) => {
         this.#log.error({ err: error }, 'transcoder did not start');
+        this.#metrics?.transcoderFailed();
         this.terminate('transcoder_failed');
       },
     );

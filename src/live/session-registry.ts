@@ -5,6 +5,7 @@ import { IngestRefusal, type IngestHandler, type PublishRequest, type PublishSes
 import { LiveSession, type LiveSessionSettings } from './live-session.ts';
 import type { LiveRecorder, LiveRecording, RecordedInput } from './recording-contract.ts';
 import { recordSegments } from './session-recording.ts';
+import type { LiveMetrics } from './live-metrics.ts';
 
 export type ConnectionState = 'connected' | 'reconnecting' | 'reconnected' | 'disconnected';
 
@@ -40,6 +41,20 @@ export interface SessionRegistryOptions {
   authLimiter?: PublishAuthLimiter;
   /** Told of every session as soon as it is accepted, before its first tag (simulcast taps it). */
   onSession?: (session: LiveSession) => void;
+  /** Session counts, transcoder restarts, part publish delay. */
+  metrics?: LiveMetrics;
+}
+
+/** Ingest figures of one live session now (read by metrics at scrape time). */
+export interface IngestStats {
+  liveInputUid: string;
+  protocol: string;
+  /** Received bits per second over the last 5 s (audio + video). */
+  bitrateBitsPerSecond: number | undefined;
+  /** Video frames received per second over the last 5 s. */
+  framesPerSecond: number | undefined;
+  /** Mean interval between the publisher's recent keyframes. */
+  keyframeIntervalSeconds: number | undefined;
 }
 
 /** The recording of an input's broadcast, kept across reconnects within its window. */
@@ -127,6 +142,7 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
       // An input's own ladder replaces the server default for its broadcasts.
       settings: input.ladder ? { ...this.#opts.settings, ladder: input.ladder } : this.#opts.settings,
       logger: this.#opts.logger,
+      metrics: this.#opts.metrics,
     });
     const linger = this.#lingerTimers.get(input.uid);
     if (linger) clearTimeout(linger);
@@ -134,7 +150,9 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
     const reconnected = this.#attachRecording(input, session);
     if (reconnected) this.#reconnected.add(session);
     this.#setState(input.uid, reconnected ? 'reconnected' : 'connected');
+    this.#opts.metrics?.sessionStarted(request.protocol);
     session.on('ended', (reason) => {
+      this.#opts.metrics?.sessionEnded(input.uid, reason);
       // A deleted or disabled input will not reconnect: no window.
       this.#recordingSessionEnded(input.uid, reason === 'input_deleted' || reason === 'input_disabled');
       const timer = setTimeout(() => {
@@ -267,6 +285,28 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
         health,
       },
     };
+  }
+
+  /** Ingest figures of every session that has not ended. */
+  *ingestStats(now = Date.now()): Iterable<IngestStats> {
+    for (const s of this.#sessions.values()) {
+      if (s.state === 'ended') continue;
+      const rates = s.health.rates(now);
+      yield {
+        liveInputUid: s.liveInputUid,
+        protocol: s.protocol,
+        bitrateBitsPerSecond: rates?.bitsPerSecond,
+        framesPerSecond: rates?.framesPerSecond,
+        keyframeIntervalSeconds: s.health.report.keyframeIntervalSeconds,
+      };
+    }
+  }
+
+  /** Requests held (blocking reload, preload-hinted parts) over every stream on this node. */
+  get waitingRequests(): number {
+    let n = 0;
+    for (const s of this.#sessions.values()) n += s.hls.waiterCount;
+    return n;
   }
 
   get liveCount(): number {

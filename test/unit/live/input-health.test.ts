@@ -74,3 +74,29 @@ describe('InputHealth', () => {
     expect(feed(h, [video(0xffffff00, { keyframe: true }), video(500, { keyframe: true }), video(1500, { keyframe: true })])).toEqual([]);
   });
 });
+
+describe('InputHealth ingest rates', () => {
+  it('measures bits and frames per second by arrival over the last 5 s', () => {
+    const h = new InputHealth({ maxKeyframeIntervalSeconds: 4 });
+    expect(h.rates(0)).toBeUndefined();
+    // 25 fps of 1000-byte frames (+9 bytes of header each) for 8 s, arriving in real time.
+    for (let i = 0; i < 200; i++) {
+      const tag = video(i * 40, { keyframe: i % 25 === 0 });
+      h.push({ ...tag, data: Buffer.concat([tag.data, Buffer.alloc(991)]) }, 10_000 + i * 40);
+    }
+    const r = h.rates(10_000 + 200 * 40)!;
+    expect(r.framesPerSecond).toBeCloseTo(25, 0);
+    expect(Math.abs(r.bitsPerSecond - 25 * 1000 * 8) / (25 * 1000 * 8)).toBeLessThan(0.02);
+    // The publisher stalls: the rates fall to zero once the window has passed.
+    expect(h.rates(10_000 + 200 * 40 + 6000)).toEqual({ bitsPerSecond: 0, framesPerSecond: 0 });
+  });
+
+  it('says nothing in the first second, and counts no sequence headers as frames', () => {
+    const h = new InputHealth({ maxKeyframeIntervalSeconds: 4 });
+    h.push(video(0, { seq: true }), 1000);
+    h.push(video(0, { keyframe: true }), 1010);
+    expect(h.rates(1500)).toBeUndefined();
+    // One frame over the 2.01 s since the first arrival.
+    expect(h.rates(3010)?.framesPerSecond).toBeCloseTo(1 / 2.01, 5);
+  });
+});
