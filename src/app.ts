@@ -12,9 +12,10 @@ import { createRedisKeys } from './state/keys.ts';
 import { LiveInputRepository } from './state/live-input-repo.ts';
 import { ApiKeyStore } from './state/api-key-store.ts';
 import { RtmpServer } from './ingest/rtmp/rtmp-server.ts';
+import { CertificateWatcher, readCertificatePair } from './ingest/rtmp/certificate-watcher.ts';
 import { SessionRegistry, type LiveInputDirectory } from './live/session-registry.ts';
 import { originPlugin } from './origin/origin-plugin.ts';
-import { apiPlugin } from './api/api-plugin.ts';
+import { apiPlugin, type PublicUrls } from './api/api-plugin.ts';
 import { registerErrorHandling, frameworkErrors } from './api/errors.ts';
 import { registerOpenApi } from './api/openapi.ts';
 import { SigningKeyRepository } from './state/signing-key-repo.ts';
@@ -43,6 +44,7 @@ export interface StartedApp {
   h2cPort: number | undefined;
   tlsPort: number | undefined;
   rtmpPort: number | undefined;
+  rtmpsPort: number | undefined;
   /** Set only on the first start without a configured key: print it once. */
   generatedApiKey: string | undefined;
 }
@@ -74,6 +76,8 @@ export class App {
   readonly events: EventBus;
   #http: FastifyInstance[] = [];
   #rtmp: RtmpServer | undefined;
+  #rtmps: RtmpServer | undefined;
+  #rtmpsCertificate: CertificateWatcher | undefined;
   #sessions: SessionRegistry | undefined;
   #tokens: TokenVerifier | undefined;
   #store: ObjectStore | undefined;
@@ -227,7 +231,7 @@ export class App {
     });
 
     // The API hands out public URLs that carry the real ports: filled in once everything listens.
-    const publicUrls = { rtmp: '', webRTC: '', playbackBase: '' };
+    const publicUrls: PublicUrls = { rtmp: '', webRTC: '', playbackBase: '' };
     const sessions = this.#sessions;
     const routes = async (http: FastifyInstance) => {
       registerErrorHandling(http);
@@ -281,6 +285,7 @@ export class App {
       await this.#rtmp.start();
       rtmpPort = this.#rtmp.port;
     }
+    const rtmpsPort = await this.#startRtmps();
 
     // HTTP/1.1 always; optionally cleartext HTTP/2 (prior knowledge, for load balancers and CDNs
     // that speak h2c) and TLS with ALPN h2 + http/1.1. Every listener serves the same routes.
@@ -294,18 +299,53 @@ export class App {
     const base = publicBaseUrl(config, httpPort);
     publicUrls.playbackBase = base;
     publicUrls.webRTC = `${base}/whip`;
-    publicUrls.rtmp = `rtmp://${new URL(base).hostname}:${rtmpPort ?? config.rtmp.port}/${config.rtmp.app}`;
+    const publicHost = new URL(base).hostname;
+    publicUrls.rtmp = `rtmp://${publicHost}:${rtmpPort ?? config.rtmp.port}/${config.rtmp.app}`;
+    if (rtmpsPort !== undefined) publicUrls.rtmps = `rtmps://${publicHost}:${rtmpsPort}/${config.rtmp.app}`;
 
     this.#ready = true;
-    log.info({ http: base, httpPort, h2cPort, tlsPort, rtmpPort }, 'tributary ready');
+    log.info({ http: base, httpPort, h2cPort, tlsPort, rtmpPort, rtmpsPort }, 'tributary ready');
     return {
       httpUrl: base,
       httpPort,
       h2cPort,
       tlsPort,
       rtmpPort,
+      rtmpsPort,
       generatedApiKey: initial.created ? initial.key : undefined,
     };
+  }
+
+  /**
+   * RTMPS: the same RTMP sessions behind TLS, on its own port. Off without a certificate; the
+   * certificate and key are watched and swapped in for new connections, live ones are untouched.
+   */
+  async #startRtmps(): Promise<number | undefined> {
+    const { config, log } = this;
+    const { enabled, port, certFile, keyFile } = config.rtmps;
+    if (!enabled || !this.#sessions) return undefined;
+    const logger = log.child({ component: 'rtmps' });
+    if (!certFile || !keyFile) {
+      logger.info('rtmps off: set rtmps.certFile and rtmps.keyFile (TRIBUTARY_RTMPS_CERT_FILE, TRIBUTARY_RTMPS_KEY_FILE) to enable it');
+      return undefined;
+    }
+    const server = new RtmpServer({
+      host: config.host,
+      port,
+      handler: this.#sessions,
+      logger,
+      app: config.rtmp.app,
+      authFailureDelayMs: config.rtmp.authFailureDelayMs,
+      handshakeTimeoutMs: config.rtmp.handshakeTimeoutMs,
+      idleTimeoutMs: config.rtmp.idleTimeoutMs,
+      maxConnections: config.rtmp.maxConnections,
+      tls: await readCertificatePair(certFile, keyFile),
+    });
+    this.#rtmps = server;
+    await server.start();
+    this.#rtmpsCertificate = new CertificateWatcher({ certFile, keyFile, logger, apply: (pair) => server.setCertificate(pair) });
+    await this.#rtmpsCertificate.start();
+    return server.port;
   }
 
   /** Builds one fastify instance with every route and listens; resolves with the bound port. */
@@ -346,6 +386,7 @@ export class App {
         }
       };
       await step('rtmp', () => this.#rtmp?.close());
+      await step('rtmps', () => Promise.all([this.#rtmpsCertificate?.close(), this.#rtmps?.close()]));
       await step('sessions', () => this.#sessions?.close());
       await step('http', () => Promise.all(this.#http.map((h) => h.close())));
       // Uploads not finished stay in the spool for the next start; so do unfinished finalizations.

@@ -60,6 +60,15 @@ export const LiveInput = Type.Object({
     url: Type.String({ description: 'RTMP ingest URL; publish to <url>/<streamKey>' }),
     streamKey: Type.String({ description: 'Secret: anyone with it can publish' }),
   }),
+  rtmps: Type.Optional(
+    Type.Object(
+      {
+        url: Type.String({ description: 'RTMPS ingest URL; publish to <url>/<streamKey>' }),
+        streamKey: Type.String({ description: 'Secret: the same key as rtmp.streamKey' }),
+      },
+      { description: 'Present when the server runs RTMPS (a certificate is configured)' },
+    ),
+  ),
   webRTC: Type.Object({ url: Type.String({ description: 'WHIP endpoint' }) }),
   status: LiveInputStatus,
   created: Timestamp,
