@@ -12,6 +12,7 @@ import { createRedisKeys } from './state/keys.ts';
 import { LiveInputRepository } from './state/live-input-repo.ts';
 import { ApiKeyStore } from './state/api-key-store.ts';
 import { RtmpServer } from './ingest/rtmp/rtmp-server.ts';
+import { SrtServer } from './ingest/srt/srt-server.ts';
 import { CertificateWatcher, readCertificatePair } from './ingest/rtmp/certificate-watcher.ts';
 import { SessionRegistry, type LiveInputDirectory } from './live/session-registry.ts';
 import { originPlugin } from './origin/origin-plugin.ts';
@@ -45,6 +46,7 @@ export interface StartedApp {
   tlsPort: number | undefined;
   rtmpPort: number | undefined;
   rtmpsPort: number | undefined;
+  srtPort: number | undefined;
   /** Set only on the first start without a configured key: print it once. */
   generatedApiKey: string | undefined;
 }
@@ -78,6 +80,7 @@ export class App {
   #rtmp: RtmpServer | undefined;
   #rtmps: RtmpServer | undefined;
   #rtmpsCertificate: CertificateWatcher | undefined;
+  #srt: SrtServer | undefined;
   #sessions: SessionRegistry | undefined;
   #tokens: TokenVerifier | undefined;
   #store: ObjectStore | undefined;
@@ -286,6 +289,24 @@ export class App {
       rtmpPort = this.#rtmp.port;
     }
     const rtmpsPort = await this.#startRtmps();
+    let srtPort: number | undefined;
+    if (config.srt.enabled) {
+      this.#srt = new SrtServer({
+        host: config.host,
+        port: config.srt.port,
+        handler: sessions,
+        passphraseOf: async (streamKey) => (await liveInputs.getByStreamKey(streamKey))?.srtPassphrase,
+        logger: log.child({ component: 'srt' }),
+        ffmpegPath: config.ffmpeg.path,
+        latencyMs: config.srt.latencyMs,
+        handshakeTimeoutMs: config.srt.handshakeTimeoutMs,
+        idleTimeoutMs: config.srt.idleTimeoutMs,
+        maxConnections: config.srt.maxConnections,
+        authFailureDelayMs: config.rtmp.authFailureDelayMs,
+      });
+      await this.#srt.start();
+      srtPort = this.#srt.port;
+    }
 
     // HTTP/1.1 always; optionally cleartext HTTP/2 (prior knowledge, for load balancers and CDNs
     // that speak h2c) and TLS with ALPN h2 + http/1.1. Every listener serves the same routes.
@@ -302,9 +323,10 @@ export class App {
     const publicHost = new URL(base).hostname;
     publicUrls.rtmp = `rtmp://${publicHost}:${rtmpPort ?? config.rtmp.port}/${config.rtmp.app}`;
     if (rtmpsPort !== undefined) publicUrls.rtmps = `rtmps://${publicHost}:${rtmpsPort}/${config.rtmp.app}`;
+    if (srtPort !== undefined) publicUrls.srt = `srt://${publicHost}:${srtPort}`;
 
     this.#ready = true;
-    log.info({ http: base, httpPort, h2cPort, tlsPort, rtmpPort, rtmpsPort }, 'tributary ready');
+    log.info({ http: base, httpPort, h2cPort, tlsPort, rtmpPort, rtmpsPort, srtPort }, 'tributary ready');
     return {
       httpUrl: base,
       httpPort,
@@ -312,6 +334,7 @@ export class App {
       tlsPort,
       rtmpPort,
       rtmpsPort,
+      srtPort,
       generatedApiKey: initial.created ? initial.key : undefined,
     };
   }
@@ -387,6 +410,7 @@ export class App {
       };
       await step('rtmp', () => this.#rtmp?.close());
       await step('rtmps', () => Promise.all([this.#rtmpsCertificate?.close(), this.#rtmps?.close()]));
+      await step('srt', () => this.#srt?.close());
       await step('sessions', () => this.#sessions?.close());
       await step('http', () => Promise.all(this.#http.map((h) => h.close())));
       // Uploads not finished stay in the spool for the next start; so do unfinished finalizations.

@@ -65,6 +65,7 @@ export async function liveInputRoutes(
     ladder: r.ladder ?? null,
     rtmp: { url: publicUrls.rtmp, streamKey: r.streamKey },
     ...(publicUrls.rtmps ? { rtmps: { url: publicUrls.rtmps, streamKey: r.streamKey } } : {}),
+    ...(publicUrls.srt && r.srtPassphrase ? { srt: { url: publicUrls.srt, streamId: r.streamKey, passphrase: r.srtPassphrase } } : {}),
     webRTC: { url: `${whipBase()}/${r.uid}` },
     status: statusOf(r),
     created: r.created,
