@@ -1,10 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeHandshake, HS_TYPE_CONCLUSION, HS_TYPE_INDUCTION } from '../../src/ingest/srt/srt-handshake.ts';
 import { publishTestStream, type PublishExit } from '../helpers/ffmpeg-publish.ts';
+import { mulberry32 } from '../helpers/prng.ts';
 import { ffprobe, parseMaster, parseMedia } from '../helpers/probe.ts';
 import { createLiveInput, startServer, waitForHttp200, type TestServer } from '../helpers/server.ts';
+
+const random = mulberry32(0x5e7);
+const randomBytes = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(random() * 256)));
 
 interface SrtView {
   url: string;
@@ -90,7 +93,6 @@ describe('SRT ingest', () => {
       height: 240,
       fps: 25,
     });
-    let videoUid: string;
     try {
       const masterUrl = `${server.httpUrl}/${input.uid}/manifest/video.m3u8`;
       await waitForHttp200(masterUrl, 30_000);
@@ -147,7 +149,7 @@ describe('SRT ingest', () => {
 
     // Recorded: the session ends with the publisher and becomes a ready video.
     const ended = await server.waitForLog((l) => l.msg === 'recording ended; finalizing' && l.liveInput === input.uid, 30_000);
-    videoUid = String(ended.video);
+    const videoUid = String(ended.video);
     await server.waitForLog((l) => l.msg === 'recording finalized' && l.video === videoUid, 30_000);
     const video = await server.api<{ result: { status: { state: string }; readyToStream: boolean; duration: number } }>('GET', `/v1/videos/${videoUid}`);
     expect(video.body.result).toMatchObject({ status: { state: 'ready' }, readyToStream: true });
