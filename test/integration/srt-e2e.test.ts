@@ -22,8 +22,8 @@ function srtUrl(srt: SrtView, params: Record<string, string>): string {
 }
 
 /** A short publish that the server must refuse: resolves with FFmpeg's exit. */
-async function refusedPublish(url: string): Promise<PublishExit> {
-  const publisher = publishTestStream({ url, format: 'mpegts', seconds: 20, width: 160, height: 120, fps: 10, audio: false });
+async function refusedPublish(url: string, extraOutputArgs: string[] = []): Promise<PublishExit> {
+  const publisher = publishTestStream({ url, format: 'mpegts', seconds: 20, width: 160, height: 120, fps: 10, audio: false, extraOutputArgs });
   const timer = setTimeout(() => void publisher.stop(), 20_000);
   const exit = await publisher.exited;
   clearTimeout(timer);
@@ -124,8 +124,17 @@ describe('SRT ingest', () => {
         'LIVE_INPUT_BUSY',
         'LIVE_INPUT_DISABLED',
       ]);
-      // No refused caller reached FFmpeg or the session layer, and no secret reached the log.
-      expect(server.logs.filter((l) => l.msg === 'srt publish accepted')).toHaveLength(1);
+      // HEVC: FFmpeg 5.1 cannot put HEVC in FLV, so it is refused by name rather than half-played.
+      const hevcInput = await createLiveInput(server, { meta: { name: 'hevc' } });
+      const hevcSrt = hevcInput.raw.srt as SrtView;
+      const hevc = await refusedPublish(srtUrl(hevcSrt, { streamid: hevcSrt.streamId, passphrase: hevcSrt.passphrase }), [
+        '-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', 'log-level=error',
+      ]);
+      expect(hevc.code).not.toBe(0);
+      await server.waitForLog((l) => l.msg === 'srt publish failed' && l.liveInputUid === hevcInput.uid && /HEVC over SRT is not supported/.test(String(l.error)));
+
+      // Only callers with the right secrets got past the handshake, and no secret reached the log.
+      expect(server.logs.filter((l) => l.msg === 'srt publish accepted').map((l) => l.liveInputUid)).toEqual([input.uid, hevcInput.uid]);
       expect(server.output()).not.toContain(srt.passphrase);
       expect(server.output()).not.toContain(srt.streamId);
 
