@@ -163,5 +163,21 @@ describe('SRT ingest', () => {
     const video = await server.api<{ result: { status: { state: string }; readyToStream: boolean; duration: number } }>('GET', `/v1/videos/${videoUid}`);
     expect(video.body.result).toMatchObject({ status: { state: 'ready' }, readyToStream: true });
     expect(video.body.result.duration).toBeGreaterThan(2);
+
+    // Disabling the input while an SRT publisher is live ends its session and disconnects it.
+    const again = publishTestStream({
+      url: srtUrl(srt, { streamid: srt.streamId, passphrase: srt.passphrase }),
+      format: 'mpegts', width: 160, height: 120, fps: 10, audio: false,
+    });
+    try {
+      const accepted = server.logs.filter((l) => l.msg === 'srt media flowing').length;
+      await server.waitForLog((l) => l.msg === 'srt media flowing' && server.logs.filter((m) => m.msg === 'srt media flowing').length > accepted, 30_000);
+      expect((await server.api('PUT', `/v1/live_inputs/${input.uid}`, { enabled: false })).status).toBe(200);
+      await server.waitForLog((l) => l.msg === 'srt publish terminated by session' && l.liveInputUid === input.uid, 10_000);
+      const exit = await Promise.race([again.exited, new Promise<undefined>((r) => setTimeout(r, 20_000))]);
+      expect(exit).toBeDefined();
+    } finally {
+      await again.stop();
+    }
   }, 180_000);
 });
