@@ -174,7 +174,7 @@ describe('SRT ingest', () => {
       await server.waitForLog((l) => l.msg === 'srt media flowing' && server.logs.filter((m) => m.msg === 'srt media flowing').length > accepted, 30_000);
       expect((await server.api('PUT', `/v1/live_inputs/${input.uid}`, { enabled: false })).status).toBe(200);
       await server.waitForLog((l) => l.msg === 'srt publish terminated by session' && l.liveInputUid === input.uid, 10_000);
-      const exit = await Promise.race([again.exited, new Promise<undefined>((r) => setTimeout(r, 20_000))]);
+      const exit = await Promise.race([again.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 20_000))]);
       expect(exit).toBeDefined();
     } finally {
       await again.stop();
