@@ -362,10 +362,14 @@ export class App {
       handshakeTimeoutMs: config.rtmp.handshakeTimeoutMs,
       idleTimeoutMs: config.rtmp.idleTimeoutMs,
       maxConnections: config.rtmp.maxConnections,
-      tls: await readCertificatePair(certFile, keyFile),
+      tls: await readCertificatePair(certFile, keyFile).catch((error: unknown) => {
+        throw new Error(`rtmps: cannot read the certificate or key (${(error as Error).message})`);
+      }),
     });
     this.#rtmps = server;
-    await server.start();
+    await server.start().catch((error: unknown) => {
+      throw new Error(`rtmps: cannot start with ${certFile} and ${keyFile} (${(error as Error).message})`);
+    });
     this.#rtmpsCertificate = new CertificateWatcher({ certFile, keyFile, logger, apply: (pair) => server.setCertificate(pair) });
     await this.#rtmpsCertificate.start();
     return server.port;

@@ -1,4 +1,7 @@
-import { createDecipheriv, pbkdf2Sync } from 'node:crypto';
+import { createDecipheriv, pbkdf2 } from 'node:crypto';
+import { promisify } from 'node:util';
+
+const pbkdf2Async = promisify(pbkdf2);
 
 /**
  * Checks the passphrase of an SRT caller from the key material it sends in its conclusion
@@ -15,7 +18,7 @@ const PBKDF2_SALT_BYTES = 8;
 
 export type KeyMaterialCheck = { ok: true; keyLength: 16 | 24 | 32 } | { ok: false; reason: 'malformed' | 'bad_secret' };
 
-export function checkPassphrase(km: Buffer, passphrase: string): KeyMaterialCheck {
+export async function checkPassphrase(km: Buffer, passphrase: string): Promise<KeyMaterialCheck> {
   if (km.length < KM_HEADER_BYTES || km[0] !== 0x12 || km.readUInt16BE(1) !== 0x2029) return { ok: false, reason: 'malformed' };
   const keys = (km[3]! & 0x03) === 3 ? 2 : 1;
   const saltLength = km[14]! * 4;
@@ -26,7 +29,8 @@ export function checkPassphrase(km: Buffer, passphrase: string): KeyMaterialChec
   }
   const salt = km.subarray(KM_HEADER_BYTES, KM_HEADER_BYTES + saltLength);
   const wrapped = km.subarray(KM_HEADER_BYTES + saltLength);
-  const kek = pbkdf2Sync(passphrase, salt.subarray(saltLength - PBKDF2_SALT_BYTES), PBKDF2_ROUNDS, keyLength, 'sha1');
+  // Off the event loop: 2048 rounds per attempt, and attempts come from the network.
+  const kek = await pbkdf2Async(passphrase, salt.subarray(saltLength - PBKDF2_SALT_BYTES), PBKDF2_ROUNDS, keyLength, 'sha1');
   try {
     const unwrap = createDecipheriv(`id-aes${keyLength * 8}-wrap`, kek, WRAP_IV);
     Buffer.concat([unwrap.update(wrapped), unwrap.final()]);

@@ -143,7 +143,9 @@ export class SrtServer {
       this.#countGarbage();
       return;
     }
-    if (this.#closing || this.connectionCount >= this.#opts.maxConnections) {
+    // Callers still authenticating count too, so that many source ports cannot pile up lookups.
+    const busy = [...this.#peers.values()].filter((p) => p.state !== 'rejected').length;
+    if (this.#closing || busy >= this.#opts.maxConnections) {
       this.#reject(key, hs, REJECT.overload, rinfo);
       return;
     }
@@ -168,7 +170,7 @@ export class SrtServer {
       if (!km) return await refuse(REJECT.unsecure, 'no passphrase: this server only accepts encrypted SRT', false);
       const passphrase = await this.#opts.passphraseOf(parsed.resource);
       if (passphrase === undefined) return await refuse(REJECT.unauthorized, 'unknown stream id', true);
-      const check = checkPassphrase(km, passphrase);
+      const check = await checkPassphrase(km, passphrase);
       if (!check.ok) return await refuse(REJECT.badSecret, check.reason === 'bad_secret' ? 'wrong passphrase' : 'malformed key material', true);
       let session;
       try {

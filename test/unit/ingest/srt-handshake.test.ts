@@ -88,20 +88,20 @@ describe('SRT handshake', () => {
 });
 
 describe('SRT passphrase check', () => {
-  it('accepts the right passphrase at every key length and refuses a wrong one', () => {
+  it('accepts the right passphrase at every key length and refuses a wrong one', async () => {
     for (const keyLength of [16, 24, 32] as const) {
-      expect(checkPassphrase(keyMaterial('0123456789abcdef', keyLength), '0123456789abcdef')).toEqual({ ok: true, keyLength });
-      expect(checkPassphrase(keyMaterial('0123456789abcdef', keyLength), '0123456789abcdeF')).toEqual({ ok: false, reason: 'bad_secret' });
+      expect(await checkPassphrase(keyMaterial('0123456789abcdef', keyLength), '0123456789abcdef')).toEqual({ ok: true, keyLength });
+      expect(await checkPassphrase(keyMaterial('0123456789abcdef', keyLength), '0123456789abcdeF')).toEqual({ ok: false, reason: 'bad_secret' });
     }
   });
 
-  it('calls malformed key material malformed', () => {
+  it('calls malformed key material malformed', async () => {
     const km = keyMaterial('0123456789abcdef');
-    expect(checkPassphrase(km.subarray(0, 20), 'x'.repeat(10))).toEqual({ ok: false, reason: 'malformed' });
-    expect(checkPassphrase(Buffer.concat([km, Buffer.alloc(4)]), 'x'.repeat(10))).toEqual({ ok: false, reason: 'malformed' });
+    expect(await checkPassphrase(km.subarray(0, 20), 'x'.repeat(10))).toEqual({ ok: false, reason: 'malformed' });
+    expect(await checkPassphrase(Buffer.concat([km, Buffer.alloc(4)]), 'x'.repeat(10))).toEqual({ ok: false, reason: 'malformed' });
     const badLength = Buffer.from(km);
     badLength[15] = 5;
-    expect(checkPassphrase(badLength, 'x'.repeat(10))).toEqual({ ok: false, reason: 'malformed' });
-    expect(checkPassphrase(Buffer.alloc(0), 'x'.repeat(10))).toEqual({ ok: false, reason: 'malformed' });
+    expect(await checkPassphrase(badLength, 'x'.repeat(10))).toEqual({ ok: false, reason: 'malformed' });
+    expect(await checkPassphrase(Buffer.alloc(0), 'x'.repeat(10))).toEqual({ ok: false, reason: 'malformed' });
   });
 });
