@@ -295,7 +295,10 @@ export class App {
         host: config.host,
         port: config.srt.port,
         handler: sessions,
-        passphraseOf: async (streamKey) => (await liveInputs.getByStreamKey(streamKey))?.srtPassphrase,
+        passphraseOf: async (streamKey) => {
+          const input = await liveInputs.getByStreamKey(streamKey);
+          return input ? (input.srtPassphrase ?? null) : undefined;
+        },
         logger: log.child({ component: 'srt' }),
         ffmpegPath: config.ffmpeg.path,
         latencyMs: config.srt.latencyMs,

@@ -22,8 +22,11 @@ export interface SrtServerOptions {
   host: string;
   port: number;
   handler: IngestHandler;
-  /** The SRT passphrase of the live input a stream key belongs to; undefined: no such input. */
-  passphraseOf: (streamKey: string) => Promise<string | undefined>;
+  /**
+   * The SRT passphrase of the live input a stream key belongs to; undefined: no such input;
+   * null: an input created before SRT ingest, which gets a passphrase when its keys are rotated.
+   */
+  passphraseOf: (streamKey: string) => Promise<string | null | undefined>;
   logger: Logger;
   ffmpegPath: string;
   latencyMs: number;
@@ -170,6 +173,7 @@ export class SrtServer {
       if (!km) return await refuse(REJECT.unsecure, 'no passphrase: this server only accepts encrypted SRT', false);
       const passphrase = await this.#opts.passphraseOf(parsed.resource);
       if (passphrase === undefined) return await refuse(REJECT.unauthorized, 'unknown stream id', true);
+      if (passphrase === null) return await refuse(REJECT.unauthorized, 'the live input has no SRT passphrase yet: rotate its keys', false);
       const check = await checkPassphrase(km, passphrase);
       if (!check.ok) return await refuse(REJECT.badSecret, check.reason === 'bad_secret' ? 'wrong passphrase' : 'malformed key material', true);
       let session;
