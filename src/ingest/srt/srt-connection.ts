@@ -69,6 +69,7 @@ export class SrtConnection {
     this.#relay.on('message', (packet) => this.#fromListener(packet));
     await new Promise<void>((resolve) => this.#relay.bind(0, '127.0.0.1', resolve));
     this.#ffmpegPort = await freeUdpPort();
+    if (this.#closed) return; // terminated while starting: close() already cleaned up
     this.#spawnFfmpeg();
     this.#sendInduction();
     this.#touch();
