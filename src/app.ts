@@ -15,9 +15,11 @@ import { OutputRepository } from './state/output-repo.ts';
 import { SimulcastManager } from './simulcast/simulcast-manager.ts';
 import { ApiKeyStore } from './state/api-key-store.ts';
 import { RtmpServer } from './ingest/rtmp/rtmp-server.ts';
+import { SrtServer } from './ingest/srt/srt-server.ts';
+import { CertificateWatcher, readCertificatePair } from './ingest/rtmp/certificate-watcher.ts';
 import { SessionRegistry, type LiveInputDirectory } from './live/session-registry.ts';
 import { originPlugin } from './origin/origin-plugin.ts';
-import { apiPlugin } from './api/api-plugin.ts';
+import { apiPlugin, type PublicUrls } from './api/api-plugin.ts';
 import { registerErrorHandling, frameworkErrors } from './api/errors.ts';
 import { registerOpenApi } from './api/openapi.ts';
 import { SigningKeyRepository } from './state/signing-key-repo.ts';
@@ -61,6 +63,8 @@ export interface StartedApp {
   rtmpPort: number | undefined;
   /** The separate metrics listener, when `metrics.port` is configured. */
   metricsPort: number | undefined;
+  rtmpsPort: number | undefined;
+  srtPort: number | undefined;
   /** Set only on the first start without a configured key: print it once. */
   generatedApiKey: string | undefined;
 }
@@ -92,6 +96,9 @@ export class App {
   readonly events: EventBus;
   #http: FastifyInstance[] = [];
   #rtmp: RtmpServer | undefined;
+  #rtmps: RtmpServer | undefined;
+  #rtmpsCertificate: CertificateWatcher | undefined;
+  #srt: SrtServer | undefined;
   #sessions: SessionRegistry | undefined;
   #simulcast: SimulcastManager | undefined;
   #tokens: TokenVerifier | undefined;
@@ -363,7 +370,7 @@ export class App {
     });
 
     // The API hands out public URLs that carry the real ports: filled in once everything listens.
-    const publicUrls = { rtmp: '', webRTC: '', playbackBase: '' };
+    const publicUrls: PublicUrls = { rtmp: '', webRTC: '', playbackBase: '' };
     const sessions = this.#sessions;
     metrics?.observeLive(sessions);
     const metricsOnMainListeners = metrics !== undefined && config.metrics.port < 0;
@@ -430,6 +437,28 @@ export class App {
       await this.#rtmp.start();
       rtmpPort = this.#rtmp.port;
     }
+    const rtmpsPort = await this.#startRtmps();
+    let srtPort: number | undefined;
+    if (config.srt.enabled) {
+      this.#srt = new SrtServer({
+        host: config.host,
+        port: config.srt.port,
+        handler: sessions,
+        passphraseOf: async (streamKey) => {
+          const input = await liveInputs.getByStreamKey(streamKey);
+          return input ? (input.srtPassphrase ?? null) : undefined;
+        },
+        logger: log.child({ component: 'srt' }),
+        ffmpegPath: config.ffmpeg.path,
+        latencyMs: config.srt.latencyMs,
+        handshakeTimeoutMs: config.srt.handshakeTimeoutMs,
+        idleTimeoutMs: config.srt.idleTimeoutMs,
+        maxConnections: config.srt.maxConnections,
+        authFailureDelayMs: config.rtmp.authFailureDelayMs,
+      });
+      await this.#srt.start();
+      srtPort = this.#srt.port;
+    }
 
     // HTTP/1.1 always; optionally cleartext HTTP/2 (prior knowledge, for load balancers and CDNs
     // that speak h2c) and TLS with ALPN h2 + http/1.1. Every listener serves the same routes.
@@ -453,7 +482,10 @@ export class App {
     const base = publicBaseUrl(config, httpPort);
     publicUrls.playbackBase = base;
     publicUrls.webRTC = `${base}/whip`;
-    publicUrls.rtmp = `rtmp://${new URL(base).hostname}:${rtmpPort ?? config.rtmp.port}/${config.rtmp.app}`;
+    const publicHost = new URL(base).hostname;
+    publicUrls.rtmp = `rtmp://${publicHost}:${rtmpPort ?? config.rtmp.port}/${config.rtmp.app}`;
+    if (rtmpsPort !== undefined) publicUrls.rtmps = `rtmps://${publicHost}:${rtmpsPort}/${config.rtmp.app}`;
+    if (srtPort !== undefined) publicUrls.srt = `srt://${publicHost}:${srtPort}`;
 
     // Background work that readiness does not wait for (BullMQ loads its scripts on first use).
     sweep.start().catch((error: unknown) => {
@@ -461,7 +493,7 @@ export class App {
     });
 
     this.#ready = true;
-    log.info({ http: base, httpPort, h2cPort, tlsPort, rtmpPort, metricsPort }, 'tributary ready');
+    log.info({ http: base, httpPort, h2cPort, tlsPort, rtmpPort, rtmpsPort, srtPort, metricsPort }, 'tributary ready');
     return {
       httpUrl: base,
       httpPort,
@@ -469,6 +501,8 @@ export class App {
       tlsPort,
       rtmpPort,
       metricsPort,
+      rtmpsPort,
+      srtPort,
       generatedApiKey: initial.created ? initial.key : undefined,
     };
   }
@@ -491,6 +525,42 @@ export class App {
       failedAttempts: spool.failedAttempts,
       ...(lastError ? { lastError: { message: lastError.message, at: new Date(lastError.at).toISOString() } } : {}),
     };
+  }
+
+  /**
+   * RTMPS: the same RTMP sessions behind TLS, on its own port. Off without a certificate; the
+   * certificate and key are watched and swapped in for new connections, live ones are untouched.
+   */
+  async #startRtmps(): Promise<number | undefined> {
+    const { config, log } = this;
+    const { enabled, port, certFile, keyFile } = config.rtmps;
+    if (!enabled || !this.#sessions) return undefined;
+    const logger = log.child({ component: 'rtmps' });
+    if (!certFile || !keyFile) {
+      logger.info('rtmps off: set rtmps.certFile and rtmps.keyFile (TRIBUTARY_RTMPS_CERT_FILE, TRIBUTARY_RTMPS_KEY_FILE) to enable it');
+      return undefined;
+    }
+    const server = new RtmpServer({
+      host: config.host,
+      port,
+      handler: this.#sessions,
+      logger,
+      app: config.rtmp.app,
+      authFailureDelayMs: config.rtmp.authFailureDelayMs,
+      handshakeTimeoutMs: config.rtmp.handshakeTimeoutMs,
+      idleTimeoutMs: config.rtmp.idleTimeoutMs,
+      maxConnections: config.rtmp.maxConnections,
+      tls: await readCertificatePair(certFile, keyFile).catch((error: unknown) => {
+        throw new Error(`rtmps: cannot read the certificate or key (${(error as Error).message})`);
+      }),
+    });
+    this.#rtmps = server;
+    await server.start().catch((error: unknown) => {
+      throw new Error(`rtmps: cannot start with ${certFile} and ${keyFile} (${(error as Error).message})`);
+    });
+    this.#rtmpsCertificate = new CertificateWatcher({ certFile, keyFile, logger, apply: (pair) => server.setCertificate(pair) });
+    await this.#rtmpsCertificate.start();
+    return server.port;
   }
 
   /** Builds one fastify instance with every route and listens; resolves with the bound port. */
@@ -532,6 +602,8 @@ export class App {
         }
       };
       await step('rtmp', () => this.#rtmp?.close());
+      await step('rtmps', () => Promise.all([this.#rtmpsCertificate?.close(), this.#rtmps?.close()]));
+      await step('srt', () => this.#srt?.close());
       await step('sessions', () => this.#sessions?.close());
       await step('simulcast', () => this.#simulcast?.close());
       await step('http', () => Promise.all(this.#http.map((h) => h.close())));

@@ -22,6 +22,10 @@ import {
 export interface PublicUrls {
   /** RTMP ingest base, e.g. `rtmp://host:1935/live`. */
   rtmp: string;
+  /** RTMPS ingest base, e.g. `rtmps://host:1936/live`; absent while RTMPS is off. */
+  rtmps?: string;
+  /** SRT listener URL, e.g. `srt://host:9000`; absent while SRT is off. */
+  srt?: string;
   /** WHIP base, e.g. `https://host/whip`; defaults to `<playbackBase>/whip`. */
   webRTC?: string;
   /** Public base URL of the HTTP origin, e.g. `https://video.example.com`. */
@@ -60,6 +64,8 @@ export async function liveInputRoutes(
     deleteRecordingAfterDays: r.deleteRecordingAfterDays,
     ladder: r.ladder ?? null,
     rtmp: { url: publicUrls.rtmp, streamKey: r.streamKey },
+    ...(publicUrls.rtmps ? { rtmps: { url: publicUrls.rtmps, streamKey: r.streamKey } } : {}),
+    ...(publicUrls.srt && r.srtPassphrase ? { srt: { url: publicUrls.srt, streamId: r.streamKey, passphrase: r.srtPassphrase } } : {}),
     webRTC: { url: `${whipBase()}/${r.uid}` },
     status: statusOf(r),
     created: r.created,

@@ -60,6 +60,25 @@ export const LiveInput = Type.Object({
     url: Type.String({ description: 'RTMP ingest URL; publish to <url>/<streamKey>' }),
     streamKey: Type.String({ description: 'Secret: anyone with it can publish' }),
   }),
+  rtmps: Type.Optional(
+    Type.Object(
+      {
+        url: Type.String({ description: 'RTMPS ingest URL; publish to <url>/<streamKey>' }),
+        streamKey: Type.String({ description: 'Secret: the same key as rtmp.streamKey' }),
+      },
+      { description: 'Present when the server runs RTMPS (a certificate is configured)' },
+    ),
+  ),
+  srt: Type.Optional(
+    Type.Object(
+      {
+        url: Type.String({ description: 'SRT listener; publish MPEG-TS to <url>?streamid=<streamId>&passphrase=<passphrase>' }),
+        streamId: Type.String({ description: 'Secret: the stream key (also accepted as #!::r=<streamId>,m=publish)' }),
+        passphrase: Type.String({ description: 'Secret: SRT encryption passphrase, rotated with the stream key' }),
+      },
+      { description: 'Present when the server runs SRT ingest' },
+    ),
+  ),
   webRTC: Type.Object({ url: Type.String({ description: 'WHIP endpoint' }) }),
   status: LiveInputStatus,
   created: Timestamp,

@@ -61,6 +61,26 @@ export const ConfigSchema = Type.Object(
       },
       closed,
     ),
+    rtmps: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Also needs certFile and keyFile; without them RTMPS stays off.' }),
+        port: Type.Integer({ default: 1936, minimum: 0, maximum: 65535 }),
+        certFile: Type.String({ default: '', description: 'PEM certificate chain; reloaded when it changes.' }),
+        keyFile: Type.String({ default: '', description: 'PEM private key; reloaded when it changes.' }),
+      },
+      closed,
+    ),
+    srt: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true }),
+        port: Type.Integer({ default: 9000, minimum: 0, maximum: 65535, description: 'UDP port of the SRT listener.' }),
+        latencyMs: Type.Integer({ default: 120, minimum: 20, maximum: 8000, description: 'SRT receive latency (buffer).' }),
+        handshakeTimeoutMs: Type.Integer({ default: 5000, minimum: 500, maximum: 60_000 }),
+        idleTimeoutMs: Type.Integer({ default: 10_000, minimum: 1000, maximum: 600_000 }),
+        maxConnections: Type.Integer({ default: 100, minimum: 1, maximum: 10_000 }),
+      },
+      closed,
+    ),
     redis: Type.Object(
       {
         url: Type.String({ default: '', description: 'External Redis. Empty: start an embedded redis-server.' }),

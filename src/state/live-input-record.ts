@@ -11,6 +11,8 @@ export const META_MAX_BYTES = 16 * 1024;
 export const UID_PATTERN = '^[0-9a-f]{32}$';
 // `sk_` makes a leaked key recognisable to secret scanners; 32 random bytes as hex are URL-safe in RTMP paths.
 export const STREAM_KEY_PATTERN = '^sk_[0-9a-f]{64}$';
+// SRT allows 10–79 characters; alphanumerics keep it safe in srt:// URLs and publisher configs.
+export const SRT_PASSPHRASE_PATTERN = '^[0-9A-Za-z]{10,79}$';
 const UID_RE = new RegExp(UID_PATTERN);
 const STREAM_KEY_RE = new RegExp(STREAM_KEY_PATTERN);
 
@@ -117,6 +119,8 @@ const LiveInputRecordSchema = Type.Object({
   // Optional: records written before the field existed read as the server default.
   ladder: Type.Optional(LiveInputLadder),
   streamKey: Type.String({ pattern: STREAM_KEY_PATTERN }),
+  // Optional: records written before SRT ingest have none until their keys are rotated.
+  srtPassphrase: Type.Optional(Type.String({ pattern: SRT_PASSPHRASE_PATTERN })),
   status: LiveInputStatus,
   created: Type.String(),
   modified: Type.String(),
@@ -170,6 +174,11 @@ export function newStreamKey(): string {
   return `sk_${randomBytes(32).toString('hex')}`;
 }
 
+/** The SRT passphrase of a live input: 32 hex characters (128 bits), rotated with the stream key. */
+export function newSrtPassphrase(): string {
+  return randomBytes(16).toString('hex');
+}
+
 export function isUid(value: string): boolean {
   return UID_RE.test(value);
 }
@@ -189,6 +198,7 @@ export function buildRecord(changes: LiveInputChanges, now: Date): LiveInputReco
     deleteRecordingAfterDays: changes.deleteRecordingAfterDays ?? null,
     ladder: changes.ladder ?? null,
     streamKey: newStreamKey(),
+    srtPassphrase: newSrtPassphrase(),
     status: null,
     created: at,
     modified: at,

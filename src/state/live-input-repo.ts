@@ -9,6 +9,7 @@ import {
   isStreamKeyFormat,
   isUid,
   newStreamKey,
+  newSrtPassphrase,
   parseRecord,
   type LiveInputChanges,
   type LiveInputRecord,
@@ -138,7 +139,12 @@ export class LiveInputRepository {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const current = await this.#read(uid);
       if (!current) return undefined;
-      const next: LiveInputRecord = { ...current.record, streamKey: newStreamKey(), modified: this.#now().toISOString() };
+      const next: LiveInputRecord = {
+        ...current.record,
+        streamKey: newStreamKey(),
+        srtPassphrase: newSrtPassphrase(),
+        modified: this.#now().toISOString(),
+      };
       const ok = await this.#redis.eval(
         CAS_ROTATE,
         3,

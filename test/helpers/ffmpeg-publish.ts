@@ -18,6 +18,8 @@ export interface PublishTestStreamOptions {
   realtime?: boolean;
   /** Extra output options, placed before the output URL. */
   extraOutputArgs?: string[];
+  /** Output container. Default 'flv' (RTMP); 'mpegts' for SRT. */
+  format?: 'flv' | 'mpegts';
 }
 
 export interface PublishExit {
@@ -52,7 +54,7 @@ export function publishArgs(opts: PublishTestStreamOptions): string[] {
     '-g', String(gop), '-keyint_min', String(gop), '-sc_threshold', '0',
   );
   if (audio) args.push('-c:a', 'aac', '-b:a', '64k', '-ac', '2');
-  args.push(...(opts.extraOutputArgs ?? []), '-f', 'flv', opts.url);
+  args.push(...(opts.extraOutputArgs ?? []), '-f', opts.format ?? 'flv', opts.url);
   return args;
 }
 

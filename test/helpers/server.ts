@@ -10,6 +10,9 @@ const ROOT = path.resolve(import.meta.dirname, '..', '..');
 export interface TestServer {
   httpUrl: string;
   rtmpPort: number;
+  /** Set when the server runs RTMPS (certificate configured) / SRT. */
+  rtmpsPort: number | undefined;
+  srtPort: number | undefined;
   rtmpBase: string;
   apiKey: string;
   dataDir: string;
@@ -47,6 +50,8 @@ export async function startServer(opts: StartServerOptions = {}): Promise<TestSe
     TRIBUTARY_HOST: '127.0.0.1',
     TRIBUTARY_HTTP_PORT: '0',
     TRIBUTARY_RTMP_PORT: '0',
+    TRIBUTARY_RTMPS_PORT: '0',
+    TRIBUTARY_SRT_PORT: '0',
     TRIBUTARY_DATA_DIR: dataDir,
     TRIBUTARY_API_KEY: apiKey,
     TRIBUTARY_LOG_LEVEL: 'info',
@@ -121,10 +126,14 @@ export async function startServer(opts: StartServerOptions = {}): Promise<TestSe
   const ready = await waitForLog((l) => l.msg === 'tributary ready', opts.startTimeoutMs ?? 30_000);
   const httpUrl = String(ready.http);
   const rtmpPort = Number(ready.rtmpPort);
+  const rtmpsPort = typeof ready.rtmpsPort === 'number' ? ready.rtmpsPort : undefined;
+  const srtPort = typeof ready.srtPort === 'number' ? ready.srtPort : undefined;
 
   const server: TestServer = {
     httpUrl,
     rtmpPort,
+    rtmpsPort,
+    srtPort,
     rtmpBase: `rtmp://127.0.0.1:${rtmpPort}/live`,
     apiKey,
     dataDir,

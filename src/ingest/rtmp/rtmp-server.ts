@@ -37,6 +37,7 @@ export class RtmpServer {
   /** Raw sockets still in the TLS handshake, which no connection owns yet. */
   readonly #pendingTls = new Set<net.Socket>();
   #server: net.Server | undefined;
+  #tlsServer: tls.Server | undefined;
   #closing: Promise<void> | undefined;
   #nextId = 1;
   #protocolErrors = 0;
@@ -66,7 +67,12 @@ export class RtmpServer {
         raw.once('close', () => this.#pendingTls.delete(raw));
       });
       tlsServer.on('secureConnection', (socket: tls.TLSSocket) => this.#accept(socket));
-      tlsServer.on('tlsClientError', (err) => this.#opts.logger.debug({ error: err.message }, 'rtmps tls error'));
+      tlsServer.on('tlsClientError', (err, socket) => {
+        this.#opts.logger.debug({ error: err.message }, 'rtmps tls error');
+        // With a listener here Node leaves the socket open (a handshake timeout included): close it.
+        socket.destroy();
+      });
+      this.#tlsServer = tlsServer;
       server = tlsServer;
     } else {
       server = net.createServer((socket) => this.#accept(socket));
@@ -92,6 +98,15 @@ export class RtmpServer {
     const address = this.#server?.address();
     if (!address || typeof address === 'string') throw new Error('RtmpServer is not listening');
     return address.port;
+  }
+
+  /**
+   * Serves a new certificate and key to connections accepted from now on; live sessions keep the
+   * TLS session they negotiated. Throws (keeping the current pair) if the pair is unusable.
+   */
+  setCertificate(pair: { key: Buffer; cert: Buffer }): void {
+    if (!this.#tlsServer) throw new Error('RtmpServer is not serving TLS');
+    this.#tlsServer.setSecureContext({ key: pair.key, cert: pair.cert });
   }
 
   get connectionCount(): number {
