@@ -31,6 +31,12 @@ import { VodPlayback } from './vod/vod-playback.ts';
 import { loadNodeId } from './vod/node-id.ts';
 import { interruptedRecordings, recoverRecordings } from './vod/recovery.ts';
 import { videoPrefix, type FinalizeDeps } from './vod/finalize.ts';
+import { WebhookStore } from './webhooks/webhook-store.ts';
+import { TargetGuard } from './webhooks/target-guard.ts';
+import { WebhookWorker } from './webhooks/webhook-worker.ts';
+import { WebhookDispatcher } from './webhooks/webhook-dispatcher.ts';
+import { ViewerCounter } from './state/viewer-counter.ts';
+import type { Lifecycle } from './origin/live-info-routes.ts';
 
 export interface AppOptions {
   config: Config;
@@ -45,6 +51,11 @@ export interface StartedApp {
   rtmpPort: number | undefined;
   /** Set only on the first start without a configured key: print it once. */
   generatedApiKey: string | undefined;
+}
+
+/** A broadcast is on (the stored state, so every node agrees). */
+function isLive(state: string | undefined): boolean {
+  return state === 'connected' || state === 'reconnected';
 }
 
 function storageConfig(config: Config): StorageConfig {
@@ -80,6 +91,7 @@ export class App {
   #spool: Spool | undefined;
   #vod: VodPlayback | undefined;
   #recovery: Promise<void> | undefined;
+  #webhooks: WebhookDispatcher | undefined;
   #ready = false;
   #closing: Promise<void> | undefined;
 
@@ -157,7 +169,33 @@ export class App {
     this.#vod = new VodPlayback({ store });
     const vod = this.#vod;
     const videos = new VideoRepository({ redis: this.#redis, keys });
-    const vodDeps: FinalizeDeps = { videos, spool: this.#spool, logger: log, nodeId: await loadNodeId(config.dataDir) };
+    // The API hands out public URLs that carry the real ports: filled in once everything listens.
+    const publicUrls = { rtmp: '', webRTC: '', playbackBase: '' };
+
+    // Webhooks: events become durable delivery jobs from here on (recovery below emits some).
+    const wh = config.webhooks;
+    const webhookStore = new WebhookStore({
+      redis: this.#redis,
+      keys,
+      deliveriesKept: wh.deliveriesKept,
+      sequenceTtlSeconds: wh.maxRetrySeconds + 86_400,
+    });
+    const targetGuard = new TargetGuard(wh);
+    new WebhookWorker({ jobs: this.#jobs, store: webhookStore, guard: targetGuard, settings: wh, logger: log }).start();
+    this.#webhooks = new WebhookDispatcher({
+      events: this.events,
+      jobs: this.#jobs,
+      store: webhookStore,
+      logger: log,
+      renderVideo: async (uid) => {
+        const video = await videos.get(uid);
+        return video && { ...video, playback: { hls: `${publicUrls.playbackBase}/${uid}/manifest/video.m3u8` } };
+      },
+    });
+    this.#webhooks.start();
+    const emit = (event: Parameters<EventBus['emit']>[0]) => this.events.emit(event);
+
+    const vodDeps: FinalizeDeps = { videos, spool: this.#spool, logger: log, nodeId: await loadNodeId(config.dataDir), onEvent: emit };
     // Read before this run records anything: every recording listed now was left by a crash.
     const interrupted = await interruptedRecordings(vodDeps);
     this.#recovery = recoverRecordings(vodDeps, interrupted);
@@ -203,14 +241,15 @@ export class App {
             }
           : undefined;
       },
-      setConnectionState: async (uid, state) => {
-        await liveInputs.setStatus(uid, state);
+      setConnectionState: async (uid, state, reason) => {
+        await liveInputs.setStatus(uid, state, reason);
       },
     };
     this.#sessions = new SessionRegistry({
       directory,
       recorder,
       logger: log,
+      onEvent: emit,
       settings: {
         ffmpegPath: config.ffmpeg.path,
         ffmpegStartTimeoutMs: config.ffmpeg.startTimeoutMs,
@@ -226,9 +265,34 @@ export class App {
       },
     });
 
-    // The API hands out public URLs that carry the real ports: filled in once everything listens.
-    const publicUrls = { rtmp: '', webRTC: '', playbackBase: '' };
     const sessions = this.#sessions;
+    const viewers = new ViewerCounter({
+      redis: this.#redis,
+      keys,
+      windowSeconds: config.views.windowSeconds,
+      refreshSeconds: config.views.refreshSeconds,
+      onError: (error) => log.warn({ err: error }, 'could not count a viewer'),
+    });
+    const lifecycle = async (uid: string): Promise<Lifecycle | undefined> => {
+      const input = await liveInputs.get(uid);
+      if (input) {
+        const live = isLive(input.status?.current.state);
+        // The newest recording of the input, while it is being recorded (on any node).
+        const newest = live ? (await videos.listByLiveInput(uid, { limit: 1 })).items[0] : undefined;
+        const videoUID = newest?.status.state === 'live-inprogress' ? newest.uid : null;
+        return { isInput: true, videoUID, live, liveInputUid: uid, hideLiveViewerCount: input.recording.hideLiveViewerCount };
+      }
+      const video = await videos.get(uid);
+      if (!video) return undefined;
+      const owner = video.liveInput ? await liveInputs.get(video.liveInput) : undefined;
+      return {
+        isInput: false,
+        videoUID: uid,
+        live: video.status.state === 'live-inprogress' && isLive(owner?.status?.current.state),
+        liveInputUid: video.liveInput,
+        hideLiveViewerCount: owner?.recording.hideLiveViewerCount ?? false,
+      };
+    };
     const routes = async (http: FastifyInstance) => {
       registerErrorHandling(http);
       await registerOpenApi(http);
@@ -244,6 +308,7 @@ export class App {
         liveStatus: (uid) => sessions.status(uid),
         signingKeys,
         tokens: { signer, videoExists: async (uid) => (await videos.get(uid)) !== undefined },
+        webhooks: { store: webhookStore, guard: targetGuard },
         videos: {
           videos,
           deleteMedia: async (uid) => {
@@ -262,7 +327,16 @@ export class App {
           else if (change === 'updated' && record && !record.enabled) void sessions.terminate(uid, 'input_disabled');
         },
       });
-      await http.register(originPlugin, { live: sessions, guard, vod });
+      await http.register(originPlugin, {
+        live: sessions,
+        guard,
+        vod,
+        liveInfo: {
+          lifecycle,
+          touchViewer: (uid, session) => viewers.touch(uid, session),
+          viewers: (uid) => viewers.count(uid),
+        },
+      });
     };
 
     let rtmpPort: number | undefined;
@@ -349,6 +423,7 @@ export class App {
       await step('sessions', () => this.#sessions?.close());
       await step('http', () => Promise.all(this.#http.map((h) => h.close())));
       // Uploads not finished stay in the spool for the next start; so do unfinished finalizations.
+      await step('webhooks', () => this.#webhooks?.close());
       await step('jobs', () => this.#jobs?.close());
       await step('spool', () => this.#spool?.close());
       await step('recovery', () => this.#recovery);

@@ -20,6 +20,9 @@ export const API_ERRORS = {
   ACCESS_RULES_INVALID: { status: 400, message: 'The access rules are not valid' },
   TOKEN_EXP_INVALID: { status: 400, message: 'The token expiry (exp / nbf) is not valid' },
   VIDEO_RECORDING: { status: 409, message: 'The video is being recorded; it can be deleted once the broadcast has ended' },
+  WEBHOOK_NOT_FOUND: { status: 404, message: 'No webhook is configured' },
+  WEBHOOK_URL_INVALID: { status: 400, message: 'The notification URL must be an absolute http(s) URL without credentials' },
+  WEBHOOK_TARGET_REFUSED: { status: 400, message: 'The notification URL points at an address webhooks may not reach' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;

@@ -28,6 +28,16 @@ export interface RedisKeys {
   videoManifest(uid: string): string;
   /** Set: uids of the videos a node is recording (live-inprogress), finalized by it after a crash. */
   nodeRecordings(nodeId: string): string;
+  /** String: JSON webhook settings (notification URL and signing secret). */
+  webhook(): string;
+  /** List: JSON delivery attempts, newest first, capped. */
+  webhookDeliveries(): string;
+  /** String: counter of events queued for one ordering key (a live input, or a video without one). */
+  webhookSequence(orderKey: string): string;
+  /** String: the highest sequence number delivered (or given up) for one ordering key. */
+  webhookFinished(orderKey: string): string;
+  /** Sorted set: playback session id → last request (ms), per live input, for the viewer count. */
+  liveViewers(liveInputUid: string): string;
 }
 
 export const DEFAULT_KEY_PREFIX = 'trib:';
@@ -47,5 +57,10 @@ export function createRedisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys 
     liveInputVideos: (liveInputUid) => `${prefix}live_input_videos:${liveInputUid}`,
     videoManifest: (uid) => `${prefix}video_manifest:${uid}`,
     nodeRecordings: (nodeId) => `${prefix}node_recordings:${nodeId}`,
+    webhook: () => `${prefix}webhook`,
+    webhookDeliveries: () => `${prefix}webhook_deliveries`,
+    webhookSequence: (orderKey) => `${prefix}webhook_seq:${orderKey}`,
+    webhookFinished: (orderKey) => `${prefix}webhook_done:${orderKey}`,
+    liveViewers: (liveInputUid) => `${prefix}live_viewers:${liveInputUid}`,
   };
 }
