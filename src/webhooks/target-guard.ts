@@ -76,8 +76,12 @@ export class TargetGuard {
 
   #resolve(hostname: string): Promise<LookupAddress[]> {
     const host = hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
+    // An address literal needs no resolver (and must not be handed to one that might rewrite it).
+    const lookup: Lookup = ipaddr.isValid(host)
+      ? (h, cb) => cb(null, [{ address: h, family: h.includes(':') ? 6 : 4 }])
+      : this.#lookup;
     return new Promise((resolve, reject) => {
-      this.#lookup(host, (err, addresses) => {
+      lookup(host, (err, addresses) => {
         if (err || addresses.length === 0) {
           reject(new TargetRefusedError('TARGET_UNRESOLVABLE', `${host} does not resolve (${err?.message ?? 'no address'})`));
           return;
