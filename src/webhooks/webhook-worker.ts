@@ -4,7 +4,7 @@ import type { Logger } from '../observability/logger.ts';
 import { signatureHeader } from './webhook-signer.ts';
 import { sendWebhook, type SendResult } from './webhook-sender.ts';
 import type { DeliveryAttempt, WebhookStore } from './webhook-store.ts';
-import { parseTarget, type TargetGuard } from './target-guard.ts';
+import type { TargetGuard } from './target-guard.ts';
 
 export const WEBHOOK_QUEUE = 'webhooks';
 
@@ -100,8 +100,11 @@ export class WebhookWorker {
     const started = Date.now();
     let result: SendResult;
     try {
+      // Checked here as well as in the connection's lookup: Node skips the lookup for an address
+      // literal, and the config may have changed since the URL was set.
+      const url = await this.#opts.guard.check(webhook.notificationUrl);
       result = await sendWebhook({
-        url: parseTarget(webhook.notificationUrl),
+        url,
         body: d.body,
         headers: {
           'webhook-id': d.eventId,
