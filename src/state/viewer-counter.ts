@@ -33,14 +33,15 @@ export class ViewerCounter {
   constructor(opts: ViewerCounterOptions) {
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
-    this.#lastWrite = new LRUCache({ max: 100_000, ttl: opts.refreshSeconds * 1000 });
+    this.#lastWrite = new LRUCache({ max: 100_000 });
   }
 
   /** A playback request of `session` on `liveInputUid`. Cheap: most calls write nothing. */
   touch(liveInputUid: string, session: string): void {
     const id = `${liveInputUid}:${session}`;
-    if (this.#lastWrite.has(id)) return;
     const now = this.#now();
+    const last = this.#lastWrite.get(id);
+    if (last !== undefined && now - last < this.#opts.refreshSeconds * 1000) return;
     this.#lastWrite.set(id, now);
     const windowMs = this.#opts.windowSeconds * 1000;
     this.#opts.redis
