@@ -36,6 +36,8 @@ export interface RedisKeys {
   webhookSequence(orderKey: string): string;
   /** String: the highest sequence number delivered (or given up) for one ordering key. */
   webhookFinished(orderKey: string): string;
+  /** String: the job (event) id of one ordering key's event number `seq`, so its predecessor can wake it. */
+  webhookJob(orderKey: string, seq: number): string;
   /** Sorted set: playback session id → last request (ms), per live input, for the viewer count. */
   liveViewers(liveInputUid: string): string;
 }
@@ -61,6 +63,7 @@ export function createRedisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys 
     webhookDeliveries: () => `${prefix}webhook_deliveries`,
     webhookSequence: (orderKey) => `${prefix}webhook_seq:${orderKey}`,
     webhookFinished: (orderKey) => `${prefix}webhook_done:${orderKey}`,
+    webhookJob: (orderKey, seq) => `${prefix}webhook_job:${orderKey}:${seq}`,
     liveViewers: (liveInputUid) => `${prefix}live_viewers:${liveInputUid}`,
   };
 }

@@ -69,7 +69,7 @@ export class WebhookDispatcher {
     } else {
       body = liveInputNotification(event, at, eventId) as unknown as Record<string, unknown>;
     }
-    const seq = await store.nextSequence(subject);
+    const seq = await store.nextSequence(subject, eventId);
     const job: WebhookJob = { eventId, eventType: eventType(event), subject, seq, occurredAt: at.getTime(), body: JSON.stringify(body) };
     await jobs.queue<WebhookJob>(WEBHOOK_QUEUE).add(job.eventType, job, { ...webhookJobOptions, jobId: eventId });
   }

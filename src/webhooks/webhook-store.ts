@@ -40,6 +40,7 @@ const NEXT_SEQUENCE = `
 local n = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[3] .. n, ARGV[2], 'EX', ARGV[1])
 return n`;
 
 export interface WebhookStoreOptions {
@@ -89,9 +90,25 @@ export class WebhookStore {
     return (await this.#redis.del(this.#keys.webhook())) > 0;
   }
 
-  async nextSequence(subject: string): Promise<number> {
-    const n = await this.#redis.eval(NEXT_SEQUENCE, 2, this.#keys.webhookSequence(subject), this.#keys.webhookFinished(subject), this.#ttl);
+  /** The next position in the subject's order, for the event (job) `eventId`. */
+  async nextSequence(subject: string, eventId: string): Promise<number> {
+    // The job key's name ends in the number the script allocates.
+    const jobKeyPrefix = this.#keys.webhookJob(subject, 0).slice(0, -1);
+    const n = await this.#redis.eval(
+      NEXT_SEQUENCE,
+      3,
+      this.#keys.webhookSequence(subject),
+      this.#keys.webhookFinished(subject),
+      jobKeyPrefix,
+      this.#ttl,
+      eventId,
+    );
     return Number(n);
+  }
+
+  /** The event (job) id at position `seq` of the subject's order, if known. */
+  async eventAt(subject: string, seq: number): Promise<string | undefined> {
+    return (await this.#redis.get(this.#keys.webhookJob(subject, seq))) ?? undefined;
   }
 
   async finishedSequence(subject: string): Promise<number> {
@@ -100,6 +117,7 @@ export class WebhookStore {
 
   async markFinished(subject: string, seq: number): Promise<void> {
     await this.#redis.eval(MARK_FINISHED, 1, this.#keys.webhookFinished(subject), seq, this.#ttl);
+    await this.#redis.del(this.#keys.webhookJob(subject, seq));
   }
 
   async logAttempt(attempt: DeliveryAttempt): Promise<void> {

@@ -1,4 +1,4 @@
-import { DelayedError, type Job } from 'bullmq';
+import { DelayedError, Job } from 'bullmq';
 import type { JobQueues } from '../jobs/job-queues.ts';
 import type { Logger } from '../observability/logger.ts';
 import { signatureHeader } from './webhook-signer.ts';
@@ -29,8 +29,11 @@ export interface WebhookDeliverySettings {
   concurrency: number;
 }
 
-/** How often an event whose predecessor is still pending looks again. */
-const ORDER_WAIT_MS = 500;
+/**
+ * How often an event whose predecessor is still pending looks again. Its predecessor wakes it when
+ * done, so this only matters when that wake-up is missed (a race, a crash).
+ */
+const ORDER_WAIT_MS = 2000;
 /** BullMQ's attempt limit; the real bound is time (maxRetrySeconds). */
 const MAX_ATTEMPTS = 100_000;
 
@@ -86,6 +89,8 @@ export class WebhookWorker {
     // gives way, so a lost predecessor cannot hold its successors forever.
     if (d.seq > finished + 1 && Date.now() < deadline) {
       await job.moveToDelayed(Date.now() + ORDER_WAIT_MS, token);
+      // The predecessor may have finished in between, too early to see this job delayed.
+      if ((await store.finishedSequence(d.subject)) >= d.seq - 1) await job.promote().catch(() => undefined);
       throw new DelayedError();
     }
 
@@ -93,7 +98,7 @@ export class WebhookWorker {
     const webhook = await store.get();
     if (!webhook) {
       await this.#record(d, attempt, 'dropped', { ok: false, status: null, error: 'no webhook is configured any more' }, 0);
-      await store.markFinished(d.subject, d.seq);
+      await this.#finish(d);
       return 'dropped';
     }
 
@@ -120,18 +125,28 @@ export class WebhookWorker {
     const durationMs = Date.now() - started;
     if (result.ok) {
       await this.#record(d, attempt, 'delivered', result, durationMs);
-      await store.markFinished(d.subject, d.seq);
+      await this.#finish(d);
       return 'delivered';
     }
     const nextAt = Date.now() + retryDelayMs(attempt, settings);
     if (nextAt > deadline) {
       await this.#record(d, attempt, 'failed', result, durationMs);
-      await store.markFinished(d.subject, d.seq);
+      await this.#finish(d);
       this.#log.warn({ event: d.eventType, eventId: d.eventId, attempts: attempt }, 'webhook given up: not delivered in time');
       return 'failed';
     }
     await this.#record(d, attempt, 'retrying', result, durationMs, nextAt);
     throw new Error(result.error);
+  }
+
+  /** Marks the event done in its subject's order and wakes the next one if it is waiting. */
+  async #finish(d: WebhookJob): Promise<void> {
+    await this.#opts.store.markFinished(d.subject, d.seq);
+    const nextId = await this.#opts.store.eventAt(d.subject, d.seq + 1);
+    if (!nextId) return;
+    const next = await Job.fromId(this.#opts.jobs.queue(WEBHOOK_QUEUE), nextId);
+    // Not delayed (yet): it is running or about to look again by itself.
+    if (next && (await next.isDelayed())) await next.promote().catch(() => undefined);
   }
 
   async #record(
