@@ -200,6 +200,15 @@ describe('webhooks and live status, end to end', () => {
 
     const log = await server.api<{ result: Array<{ eventId: string; outcome: string; responseCode: number | null }> }>('GET', '/v1/webhook/deliveries?limit=200');
     for (const e of events) expect(log.body.result.some((a) => a.eventId === e.id && a.outcome === 'delivered' && a.responseCode === 200)).toBe(true);
+    // A publish to a disabled input is refused: failed_to_connect, with the reason.
+    expect((await server.api('PUT', `/v1/live_inputs/${uid}`, { enabled: false })).status).toBe(200);
+    const refused = await publishTestStream({ url: rtmp, width: 320, height: 180, fps: 15, seconds: 2 }).exited;
+    expect(refused.code).not.toBe(0);
+    await expect.poll(state, { timeout: 10_000 }).toBe('failed_to_connect');
+    const refusedStatus = (await server.api<{ result: { status: { current: { reason?: string } } } }>('GET', `/v1/live_inputs/${uid}`)).body.result.status;
+    expect(refusedStatus.current.reason).toBe('live_input_disabled');
+    expect((await fetch(`${server.httpUrl}/healthz`)).status).toBe(200);
+
     // No secret in the server's log.
     expect(server.output()).not.toContain(secret);
   });

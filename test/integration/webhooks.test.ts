@@ -301,3 +301,53 @@ describe('webhook delivery (BullMQ on a real redis-server, real HTTP receivers o
     expect(attempt.error).toMatch(/loopback/);
   });
 });
+
+describe('webhook durability', () => {
+  it('an event not yet delivered survives a restart of the node that queued it', async () => {
+    const keys = createRedisKeys('whdur:');
+    let accepting = false;
+    const rx = await receiver(() => ({ status: accepting ? 200 : 503 }));
+    const open = () => {
+      const jobs = new JobQueues({
+        connect: () => createRedis({ path: t.path }, silentLogger(), { maxRetriesPerRequest: null }),
+        prefix: 'whdur:bull',
+        logger: silentLogger(),
+      });
+      const store = new WebhookStore({ redis: t.redis, keys, deliveriesKept: 100, sequenceTtlSeconds: 3600 });
+      const guard = new TargetGuard({ allowPrivateTargets: true, privateTargetAllowlist: [] });
+      const settings = { timeoutMs: 2000, initialBackoffMs: 200, maxBackoffMs: 500, maxRetrySeconds: 60, concurrency: 1 };
+      new WebhookWorker({ jobs, store, guard, settings, logger: silentLogger() }).start();
+      return { jobs, store };
+    };
+    try {
+      const first = open();
+      const events = new EventBus();
+      const dispatcher = new WebhookDispatcher({ events, jobs: first.jobs, store: first.store, logger: silentLogger(), renderVideo: async () => undefined });
+      dispatcher.start();
+      await first.store.set(rx.url);
+      events.emit({ type: 'live_input.connected', liveInputUid: 'e'.repeat(32), ingestProtocol: 'rtmp' });
+      const failed = await until(async () => (await first.store.deliveries(10)).find((d) => d.outcome === 'retrying'), 'a failed attempt');
+      // The node goes away with the event still owed.
+      await dispatcher.close();
+      await first.jobs.close();
+      accepting = true;
+      const received = rx.received.length;
+
+      const second = open();
+      try {
+        const delivered = await until(
+          async () => (await second.store.deliveries(10)).find((d) => d.eventId === failed.eventId && d.outcome === 'delivered'),
+          'delivery after the restart',
+        );
+        expect(delivered.attempt).toBeGreaterThan(failed.attempt);
+        const after = rx.received.slice(received);
+        expect(after.length).toBeGreaterThanOrEqual(1);
+        expect(after.every((r) => r.headers['webhook-id'] === failed.eventId)).toBe(true);
+      } finally {
+        await second.jobs.close();
+      }
+    } finally {
+      await rx.close();
+    }
+  });
+});
