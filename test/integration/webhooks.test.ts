@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiPlugin } from '../../src/api/api-plugin.ts';
 import { frameworkErrors, registerErrorHandling } from '../../src/api/errors.ts';
+import { registerOpenApi } from '../../src/api/openapi.ts';
 import { EventBus } from '../../src/events/event-bus.ts';
 import { JobQueues } from '../../src/jobs/job-queues.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
@@ -98,6 +99,7 @@ describe('webhook API (inject)', () => {
     });
     app = Fastify({ loggerInstance: pino({ level: 'trace' }, sink) as FastifyBaseLogger, frameworkErrors });
     registerErrorHandling(app);
+    await registerOpenApi(app);
     await app.register(apiPlugin, {
       prefix: '/v1',
       liveInputs: new LiveInputRepository({ redis: t.redis, keys }),
@@ -172,6 +174,14 @@ describe('webhook API (inject)', () => {
     });
     expect(res.statusCode).toBe(400);
     expect(res.json().errors[0].code).toBe(code);
+  });
+
+  it('is documented in the OpenAPI document', async () => {
+    const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json();
+    expect(Object.keys(doc.paths['/v1/webhook']).sort()).toEqual(['delete', 'get', 'put']);
+    expect(doc.paths['/v1/webhook'].put.security).toEqual([{ bearerAuth: [] }]);
+    expect(doc.paths['/v1/webhook'].put.requestBody.content['application/json'].schema.required).toEqual(['notificationUrl']);
+    expect(doc.paths['/v1/webhook/deliveries'].get.responses).toHaveProperty('200');
   });
 
   it('refuses an oversized body, no API key, and a bad deliveries limit; then still serves', async () => {
