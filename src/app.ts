@@ -36,7 +36,7 @@ import { TargetGuard } from './webhooks/target-guard.ts';
 import { WebhookWorker } from './webhooks/webhook-worker.ts';
 import { WebhookDispatcher } from './webhooks/webhook-dispatcher.ts';
 import { ViewerCounter } from './state/viewer-counter.ts';
-import type { Lifecycle } from './origin/live-info-routes.ts';
+import { readLifecycle } from './state/live-lifecycle.ts';
 
 export interface AppOptions {
   config: Config;
@@ -51,11 +51,6 @@ export interface StartedApp {
   rtmpPort: number | undefined;
   /** Set only on the first start without a configured key: print it once. */
   generatedApiKey: string | undefined;
-}
-
-/** A broadcast is on (the stored state, so every node agrees). */
-function isLive(state: string | undefined): boolean {
-  return state === 'connected' || state === 'reconnected';
 }
 
 function storageConfig(config: Config): StorageConfig {
@@ -273,26 +268,6 @@ export class App {
       refreshSeconds: config.views.refreshSeconds,
       onError: (error) => log.warn({ err: error }, 'could not count a viewer'),
     });
-    const lifecycle = async (uid: string): Promise<Lifecycle | undefined> => {
-      const input = await liveInputs.get(uid);
-      if (input) {
-        const live = isLive(input.status?.current.state);
-        // The newest recording of the input, while it is being recorded (on any node).
-        const newest = live ? (await videos.listByLiveInput(uid, { limit: 1 })).items[0] : undefined;
-        const videoUID = newest?.status.state === 'live-inprogress' ? newest.uid : null;
-        return { isInput: true, videoUID, live, liveInputUid: uid, hideLiveViewerCount: input.recording.hideLiveViewerCount };
-      }
-      const video = await videos.get(uid);
-      if (!video) return undefined;
-      const owner = video.liveInput ? await liveInputs.get(video.liveInput) : undefined;
-      return {
-        isInput: false,
-        videoUID: uid,
-        live: video.status.state === 'live-inprogress' && isLive(owner?.status?.current.state),
-        liveInputUid: video.liveInput,
-        hideLiveViewerCount: owner?.recording.hideLiveViewerCount ?? false,
-      };
-    };
     const routes = async (http: FastifyInstance) => {
       registerErrorHandling(http);
       await registerOpenApi(http);
@@ -332,7 +307,7 @@ export class App {
         guard,
         vod,
         liveInfo: {
-          lifecycle,
+          lifecycle: (uid) => readLifecycle(liveInputs, videos, uid),
           touchViewer: (uid, session) => viewers.touch(uid, session),
           viewers: (uid) => viewers.count(uid),
         },
