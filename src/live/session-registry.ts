@@ -139,8 +139,11 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
     session.on('ended', (reason) => {
       this.#emit({ type: 'live_input.disconnected', liveInputUid: input.uid, reason });
       // A deleted or disabled input will not reconnect: no window.
-      this.#recordingSessionEnded(input.uid, reason === 'input_deleted' || reason === 'input_disabled', (windowOpen) =>
-        stateAfterSession(reason, { wentLive, windowOpen }),
+      this.#recordingSessionEnded(
+        input.uid,
+        reason === 'input_deleted' || reason === 'input_disabled',
+        (windowOpen) => stateAfterSession(reason, { wentLive, windowOpen }),
+        reason,
       );
       const timer = setTimeout(() => {
         if (this.#sessions.get(input.uid) === session) this.#sessions.delete(input.uid);
@@ -179,25 +182,30 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
   }
 
   /** The publisher is gone: the recording waits for a reconnect for its window, then ends. */
-  #recordingSessionEnded(uid: string, final: boolean, stateAfter: (windowOpen: boolean) => ConnectionState): void {
+  #recordingSessionEnded(
+    uid: string,
+    final: boolean,
+    stateAfter: (windowOpen: boolean) => ConnectionState,
+    reason: string,
+  ): void {
     const open = this.#recordings.get(uid);
     if (!open) {
-      this.#setState(uid, stateAfter(false));
+      this.#setState(uid, stateAfter(false), reason);
       return;
     }
     if (final || this.#closing || open.timeoutSeconds <= 0) {
-      this.#endRecording(uid, open, stateAfter(false));
+      this.#endRecording(uid, open, stateAfter(false), reason);
       return;
     }
-    this.#setState(uid, stateAfter(true));
+    this.#setState(uid, stateAfter(true), reason);
     open.window = setTimeout(() => this.#endRecording(uid, open, WINDOW_EXPIRED_STATE), open.timeoutSeconds * 1000);
   }
 
-  #endRecording(uid: string, open: OpenRecording, state: ConnectionState): void {
+  #endRecording(uid: string, open: OpenRecording, state: ConnectionState, reason?: string): void {
     if (open.window) clearTimeout(open.window);
     open.window = undefined;
     if (this.#recordings.get(uid) === open) this.#recordings.delete(uid);
-    this.#setState(uid, state);
+    this.#setState(uid, state, reason);
     const videoUid = open.recording.videoUid;
     this.#log.info({ liveInput: uid, video: videoUid }, 'recording ended; finalizing');
     this.#finalizingVideos.add(videoUid);
@@ -311,7 +319,7 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
     await Promise.all([...this.#sessions.values()].map((s) => s.terminate('shutdown')));
     for (const t of this.#lingerTimers.values()) clearTimeout(t);
     this.#lingerTimers.clear();
-    for (const [uid, open] of [...this.#recordings]) this.#endRecording(uid, open, 'disconnected');
+    for (const [uid, open] of [...this.#recordings]) this.#endRecording(uid, open, 'disconnected', 'shutdown');
     if (this.#finalizing.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       const grace = new Promise<void>((resolve) => {

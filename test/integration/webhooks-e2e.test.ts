@@ -59,7 +59,8 @@ function distinctInOrder(deliveries: Delivery[]): Delivery[] {
   return deliveries.filter((d) => (seen.has(d.id) ? false : (seen.add(d.id), true)));
 }
 
-type StatusBody = { result: { status: { current: { state: string }; history?: Array<{ state: string; statusEnteredAt: string }> } } };
+type StatusEntry = { state: string; statusEnteredAt: string; reason?: string };
+type StatusBody = { result: { status: { current: StatusEntry; history?: StatusEntry[] } } };
 
 describe('webhooks and live status, end to end', () => {
   let server: TestServer;
@@ -197,6 +198,10 @@ describe('webhooks and live status, end to end', () => {
       'reconnecting',
       'connected',
     ]);
+    // Why the publisher left is kept with the state it led to.
+    expect(status.history![0]).toMatchObject({ state: 'reconnecting', reason: 'client_disconnect' });
+    const entered = [status.current, ...status.history!.slice(0, 4)].map((h) => Date.parse(h.statusEnteredAt));
+    expect(entered).toEqual([...entered].sort((a, b) => b - a));
 
     const log = await server.api<{ result: Array<{ eventId: string; outcome: string; responseCode: number | null }> }>('GET', '/v1/webhook/deliveries?limit=200');
     for (const e of events) expect(log.body.result.some((a) => a.eventId === e.id && a.outcome === 'delivered' && a.responseCode === 200)).toBe(true);
