@@ -49,6 +49,12 @@ const SPOOL_LAG_DEGRADED_MS = 30_000;
 import { Metrics } from './observability/metrics.ts';
 import { instrumentHttp, metricsRoute } from './observability/metrics-http.ts';
 import { consolePlugin } from './console/console-plugin.ts';
+import { WebhookStore } from './webhooks/webhook-store.ts';
+import { TargetGuard } from './webhooks/target-guard.ts';
+import { WebhookWorker } from './webhooks/webhook-worker.ts';
+import { WebhookDispatcher } from './webhooks/webhook-dispatcher.ts';
+import { ViewerCounter } from './state/viewer-counter.ts';
+import { readLifecycle } from './state/live-lifecycle.ts';
 
 export interface AppOptions {
   config: Config;
@@ -107,6 +113,7 @@ export class App {
   #vod: VodPlayback | undefined;
   #recovery: Promise<void> | undefined;
   #metrics: Metrics | undefined;
+  #webhooks: WebhookDispatcher | undefined;
   #ready = false;
   #closing: Promise<void> | undefined;
 
@@ -197,6 +204,32 @@ export class App {
     this.#vod = new VodPlayback({ store });
     const vod = this.#vod;
     const videos = new VideoRepository({ redis: this.#redis, keys });
+    // The API hands out public URLs that carry the real ports: filled in once everything listens.
+    const publicUrls: PublicUrls = { rtmp: '', webRTC: '', playbackBase: '' };
+
+    // Webhooks: events become durable delivery jobs from here on (recovery below emits some).
+    const wh = config.webhooks;
+    const webhookStore = new WebhookStore({
+      redis: this.#redis,
+      keys,
+      deliveriesKept: wh.deliveriesKept,
+      sequenceTtlSeconds: wh.maxRetrySeconds + 86_400,
+    });
+    const targetGuard = new TargetGuard(wh);
+    new WebhookWorker({ jobs: this.#jobs, store: webhookStore, guard: targetGuard, settings: wh, logger: log }).start();
+    this.#webhooks = new WebhookDispatcher({
+      events: this.events,
+      jobs: this.#jobs,
+      store: webhookStore,
+      logger: log,
+      renderVideo: async (uid) => {
+        const video = await videos.get(uid);
+        return video && { ...video, playback: { hls: `${publicUrls.playbackBase}/${uid}/manifest/video.m3u8` } };
+      },
+    });
+    this.#webhooks.start();
+    const emit = (event: Parameters<EventBus['emit']>[0]) => this.events.emit(event);
+
     // Derived files (thumbnails, MP4 downloads) are made from the stored VOD in scratch space that
     // a crash may leave behind: it is cleared at each start.
     const tmpDir = join(config.dataDir, 'tmp');
@@ -229,6 +262,7 @@ export class App {
       spool: this.#spool,
       logger: log,
       nodeId: await loadNodeId(config.dataDir),
+      onEvent: emit,
       // The default thumbnail is rendered once, now, rather than by the first viewer.
       onReady: (record) => {
         void thumbnails
@@ -321,8 +355,8 @@ export class App {
             }
           : undefined;
       },
-      setConnectionState: async (uid, state) => {
-        await liveInputs.setStatus(uid, state);
+      setConnectionState: async (uid, state, reason) => {
+        await liveInputs.setStatus(uid, state, reason);
       },
     };
     // Simulcast: each live session's enabled outputs restream its source (copy) to their targets.
@@ -353,6 +387,7 @@ export class App {
           onEnded: (listener) => session.on('ended', () => listener()),
         }),
       ...(metrics ? { metrics } : {}),
+      onEvent: emit,
       settings: {
         ffmpegPath: config.ffmpeg.path,
         ffmpegStartTimeoutMs: config.ffmpeg.startTimeoutMs,
@@ -369,11 +404,16 @@ export class App {
       },
     });
 
-    // The API hands out public URLs that carry the real ports: filled in once everything listens.
-    const publicUrls: PublicUrls = { rtmp: '', webRTC: '', playbackBase: '' };
     const sessions = this.#sessions;
     metrics?.observeLive(sessions);
     const metricsOnMainListeners = metrics !== undefined && config.metrics.port < 0;
+    const viewers = new ViewerCounter({
+      redis: this.#redis,
+      keys,
+      windowSeconds: config.views.windowSeconds,
+      refreshSeconds: config.views.refreshSeconds,
+      onError: (error) => log.warn({ err: error }, 'could not count a viewer'),
+    });
     const routes = async (http: FastifyInstance) => {
       registerErrorHandling(http);
       if (metrics) instrumentHttp(http, metrics);
@@ -392,6 +432,7 @@ export class App {
         liveStatus: (uid) => sessions.status(uid),
         signingKeys,
         tokens: { signer, videoExists: async (uid) => (await videos.get(uid)) !== undefined },
+        webhooks: { store: webhookStore, guard: targetGuard },
         videos: {
           videos,
           deleteMedia,
@@ -417,7 +458,18 @@ export class App {
           else if (change === 'updated' && record && !record.enabled) void sessions.terminate(uid, 'input_disabled');
         },
       });
-      await http.register(originPlugin, { live: sessions, guard, vod, thumbnails, downloads });
+      await http.register(originPlugin, {
+        live: sessions,
+        guard,
+        vod,
+        thumbnails,
+        downloads,
+        liveInfo: {
+          lifecycle: (uid) => readLifecycle(liveInputs, videos, uid),
+          touchViewer: (uid, session) => viewers.touch(uid, session),
+          viewers: (uid) => viewers.count(uid),
+        },
+      });
       await http.register(consolePlugin);
     };
 
@@ -608,6 +660,7 @@ export class App {
       await step('simulcast', () => this.#simulcast?.close());
       await step('http', () => Promise.all(this.#http.map((h) => h.close())));
       // Uploads not finished stay in the spool for the next start; so do unfinished finalizations.
+      await step('webhooks', () => this.#webhooks?.close());
       await step('jobs', () => this.#jobs?.close());
       await step('spool', () => this.#spool?.close());
       await step('recovery', () => this.#recovery);

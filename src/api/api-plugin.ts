@@ -13,6 +13,7 @@ import type { LiveStatusView } from './schemas.ts';
 import { videoRoutes, type VideoRoutesOptions } from './video-routes.ts';
 import { outputRoutes, type OutputRoutesOptions } from './output-routes.ts';
 import { downloadRoutes, type DownloadControl } from './download-routes.ts';
+import { webhookRoutes, type WebhookRoutesOptions } from './webhook-routes.ts';
 
 export type { PublicUrls } from './live-input-routes.ts';
 export type { LiveStatusView } from './schemas.ts';
@@ -36,6 +37,8 @@ export interface ApiPluginOptions {
   outputs?: OutputRoutesOptions;
   /** Enables `/videos/{uid}/downloads` (needs `videos`). */
   downloads?: DownloadControl;
+  /** Enables `/webhook` and `/webhook/deliveries`. */
+  webhooks?: WebhookRoutesOptions;
 }
 
 export const API_BODY_LIMIT = 64 * 1024;
@@ -82,6 +85,7 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
     }
   }
   if (opts.outputs) await app.register(outputRoutes, opts.outputs);
+  if (opts.webhooks) await app.register(webhookRoutes, opts.webhooks);
   if (opts.signingKeys) await app.register(keyRoutes, { signingKeys: opts.signingKeys });
   if (opts.tokens) {
     await app.register(tokenRoutes, {

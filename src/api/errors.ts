@@ -26,6 +26,9 @@ export const API_ERRORS = {
   VIDEO_RECORDING: { status: 409, message: 'The video is being recorded; it can be deleted once the broadcast has ended' },
   VIDEO_NOT_READY: { status: 409, message: 'The video is not ready yet' },
   DOWNLOAD_NOT_FOUND: { status: 404, message: 'The video has no download; create one with POST /v1/videos/{uid}/downloads' },
+  WEBHOOK_NOT_FOUND: { status: 404, message: 'No webhook is configured' },
+  WEBHOOK_URL_INVALID: { status: 400, message: 'The notification URL must be an absolute http(s) URL without credentials' },
+  WEBHOOK_TARGET_REFUSED: { status: 400, message: 'The notification URL points at an address webhooks may not reach' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;

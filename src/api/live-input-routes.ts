@@ -54,7 +54,12 @@ export async function liveInputRoutes(
   // Read per request: the composition root fills in the URLs once the listeners have their ports.
   const whipBase = () => trimSlash(publicUrls.webRTC ?? `${trimSlash(publicUrls.playbackBase)}/whip`);
 
-  const statusOf = (r: LiveInputRecord) => liveStatus?.(r.uid) ?? r.status;
+  // While connected, the live layer's view (with health) is current; the stored history stays.
+  const statusOf = (r: LiveInputRecord) => {
+    const live = liveStatus?.(r.uid);
+    if (!live) return r.status;
+    return r.status?.history ? { ...live, history: r.status.history } : live;
+  };
 
   const view = (r: LiveInputRecord): LiveInput => ({
     uid: r.uid,

@@ -225,6 +225,38 @@ export const ConfigSchema = Type.Object(
       },
       closed,
     ),
+    webhooks: Type.Object(
+      {
+        allowPrivateTargets: Type.Boolean({
+          default: false,
+          description: 'Deliver to loopback/private/link-local addresses (off: refused, against SSRF).',
+        }),
+        privateTargetAllowlist: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {
+          default: [],
+          maxItems: 64,
+          description: 'CIDRs allowed as targets even though private (e.g. an in-cluster receiver).',
+        }),
+        timeoutMs: Type.Integer({ default: 10_000, minimum: 100, maximum: 120_000, description: 'Per delivery attempt.' }),
+        initialBackoffMs: Type.Integer({ default: 1000, minimum: 10, maximum: 600_000 }),
+        maxBackoffMs: Type.Integer({ default: 300_000, minimum: 10, maximum: 3_600_000 }),
+        maxRetrySeconds: Type.Integer({
+          default: 86_400,
+          minimum: 1,
+          maximum: 7 * 86_400,
+          description: 'An event not delivered this long after it happened is given up (and logged).',
+        }),
+        concurrency: Type.Integer({ default: 4, minimum: 1, maximum: 64 }),
+        deliveriesKept: Type.Integer({ default: 200, minimum: 1, maximum: 10_000, description: 'Attempts kept in the log.' }),
+      },
+      closed,
+    ),
+    views: Type.Object(
+      {
+        windowSeconds: Type.Integer({ default: 30, minimum: 5, maximum: 600, description: 'A viewer counts this long after its last request.' }),
+        refreshSeconds: Type.Integer({ default: 5, minimum: 1, maximum: 60, description: 'Per viewer, at most one Redis write this often.' }),
+      },
+      closed,
+    ),
   },
   { additionalProperties: false },
 );

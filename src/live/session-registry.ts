@@ -6,8 +6,10 @@ import { LiveSession, type LiveSessionSettings } from './live-session.ts';
 import type { LiveRecorder, LiveRecording, RecordedInput } from './recording-contract.ts';
 import { recordSegments } from './session-recording.ts';
 import type { LiveMetrics } from './live-metrics.ts';
+import type { LiveInputEvent } from '../events/event-bus.ts';
+import { stateAfterSession, stateOnPublish, WINDOW_EXPIRED_STATE, type ConnectionState } from './live-status.ts';
 
-export type ConnectionState = 'connected' | 'reconnecting' | 'reconnected' | 'disconnected';
+export type { ConnectionState } from './live-status.ts';
 
 /** What the registry needs to know about live inputs (implemented over the Redis repository). */
 export interface LiveInputDirectory {
@@ -16,7 +18,7 @@ export interface LiveInputDirectory {
     streamKey: string,
   ): Promise<({ enabled: boolean; ladder?: LadderRung[] | null } & RecordedInput) | undefined>;
   /** Records the connection state on the input; failures are logged, never fatal. */
-  setConnectionState(uid: string, state: ConnectionState): Promise<void>;
+  setConnectionState(uid: string, state: ConnectionState, reason?: string): Promise<void>;
 }
 
 /** Counts failed publish authentications per address (access/'s AuthFailureLimiter fits). */
@@ -43,6 +45,8 @@ export interface SessionRegistryOptions {
   onSession?: (session: LiveSession) => void;
   /** Session counts, transcoder restarts, part publish delay. */
   metrics?: LiveMetrics;
+  /** Told of connects, disconnects and input errors (webhooks, metrics). Must not throw. */
+  onEvent?: (event: LiveInputEvent) => void;
 }
 
 /** Ingest figures of one live session now (read by metrics at scrape time). */
@@ -121,7 +125,10 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
       }
       throw new IngestRefusal('STREAM_KEY_UNKNOWN', 'unknown stream key');
     }
-    if (!input.enabled) throw new IngestRefusal('LIVE_INPUT_DISABLED', 'live input is disabled', input.uid);
+    if (!input.enabled) {
+      this.#setState(input.uid, 'failed_to_connect', 'live_input_disabled');
+      throw new IngestRefusal('LIVE_INPUT_DISABLED', 'live input is disabled', input.uid);
+    }
     const current = this.#sessions.get(input.uid);
     if (current && current.state !== 'ended') {
       throw new IngestRefusal('LIVE_INPUT_BUSY', 'live input already has a publisher', input.uid);
@@ -149,12 +156,35 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
     this.#sessions.set(input.uid, session);
     const reconnected = this.#attachRecording(input, session);
     if (reconnected) this.#reconnected.add(session);
-    this.#setState(input.uid, reconnected ? 'reconnected' : 'connected');
+    this.#setState(input.uid, stateOnPublish(reconnected));
+    this.#emit({ type: 'live_input.connected', liveInputUid: input.uid, ingestProtocol: request.protocol, remoteAddress: request.remoteAddress });
+    let wentLive = false;
+    session.on('live', () => {
+      wentLive = true;
+    });
+    session.on('health', (issue) => {
+      if (!issue.code.startsWith('ERR_')) return;
+      const report = session.health.report;
+      this.#emit({
+        type: 'live_input.errored',
+        liveInputUid: input.uid,
+        code: issue.code,
+        message: issue.message,
+        ...(report.videoCodec ? { videoCodec: report.videoCodec } : {}),
+        ...(report.audioCodec ? { audioCodec: report.audioCodec } : {}),
+      });
+    });
     this.#opts.metrics?.sessionStarted(request.protocol);
     session.on('ended', (reason) => {
       this.#opts.metrics?.sessionEnded(input.uid, reason);
+      this.#emit({ type: 'live_input.disconnected', liveInputUid: input.uid, reason });
       // A deleted or disabled input will not reconnect: no window.
-      this.#recordingSessionEnded(input.uid, reason === 'input_deleted' || reason === 'input_disabled');
+      this.#recordingSessionEnded(
+        input.uid,
+        reason === 'input_deleted' || reason === 'input_disabled',
+        (windowOpen) => stateAfterSession(reason, { wentLive, windowOpen }),
+        reason,
+      );
       const timer = setTimeout(() => {
         if (this.#sessions.get(input.uid) === session) this.#sessions.delete(input.uid);
         this.#lingerTimers.delete(input.uid);
@@ -197,25 +227,30 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
   }
 
   /** The publisher is gone: the recording waits for a reconnect for its window, then ends. */
-  #recordingSessionEnded(uid: string, final: boolean): void {
+  #recordingSessionEnded(
+    uid: string,
+    final: boolean,
+    stateAfter: (windowOpen: boolean) => ConnectionState,
+    reason: string,
+  ): void {
     const open = this.#recordings.get(uid);
     if (!open) {
-      this.#setState(uid, 'disconnected');
+      this.#setState(uid, stateAfter(false), reason);
       return;
     }
     if (final || this.#closing || open.timeoutSeconds <= 0) {
-      this.#endRecording(uid, open);
+      this.#endRecording(uid, open, stateAfter(false), reason);
       return;
     }
-    this.#setState(uid, 'reconnecting');
-    open.window = setTimeout(() => this.#endRecording(uid, open), open.timeoutSeconds * 1000);
+    this.#setState(uid, stateAfter(true), reason);
+    open.window = setTimeout(() => this.#endRecording(uid, open, WINDOW_EXPIRED_STATE), open.timeoutSeconds * 1000);
   }
 
-  #endRecording(uid: string, open: OpenRecording): void {
+  #endRecording(uid: string, open: OpenRecording, state: ConnectionState, reason?: string): void {
     if (open.window) clearTimeout(open.window);
     open.window = undefined;
     if (this.#recordings.get(uid) === open) this.#recordings.delete(uid);
-    this.#setState(uid, 'disconnected');
+    this.#setState(uid, state, reason);
     const videoUid = open.recording.videoUid;
     this.#log.info({ liveInput: uid, video: videoUid }, 'recording ended; finalizing');
     this.#finalizingVideos.add(videoUid);
@@ -226,10 +261,18 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
     this.#finalizing.add(done);
   }
 
-  #setState(uid: string, state: ConnectionState): void {
-    this.#opts.directory.setConnectionState(uid, state).catch((error: unknown) => {
+  #setState(uid: string, state: ConnectionState, reason?: string): void {
+    this.#opts.directory.setConnectionState(uid, state, reason).catch((error: unknown) => {
       this.#log.warn({ err: error, liveInput: uid }, 'could not record connection state');
     });
+  }
+
+  #emit(event: LiveInputEvent): void {
+    try {
+      this.#opts.onEvent?.(event);
+    } catch (error) {
+      this.#log.warn({ err: error, event: event.type }, 'event listener threw');
+    }
   }
 
   stream(liveInputUid: string): HlsStreamView | undefined {
@@ -343,7 +386,7 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
     await Promise.all([...this.#sessions.values()].map((s) => s.terminate('shutdown')));
     for (const t of this.#lingerTimers.values()) clearTimeout(t);
     this.#lingerTimers.clear();
-    for (const [uid, open] of [...this.#recordings]) this.#endRecording(uid, open);
+    for (const [uid, open] of [...this.#recordings]) this.#endRecording(uid, open, 'disconnected', 'shutdown');
     if (this.#finalizing.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       const grace = new Promise<void>((resolve) => {

@@ -4,6 +4,7 @@ import { ASSET_CACHE, embedCsp, embedErrorPage, loadEmbedAssets } from './embed-
 import { parseHlsQuery } from './hls-query.ts';
 import type { HlsStreamView, HoldResult, LivePlayback, PlaybackAccess, VodSource } from './live-playback.ts';
 import { derivedRoutes, type DownloadFiles, type ThumbnailSource } from './derived-routes.ts';
+import { liveInfoRoutes, playbackSession, type LiveInfo } from './live-info-routes.ts';
 
 export interface OriginOptions {
   live: LivePlayback;
@@ -20,6 +21,8 @@ export interface OriginOptions {
    * stream (rfc8216bis 6.2.5.2).
    */
   maxHoldMs?: number;
+  /** Enables `/{id}/lifecycle` and `/{id}/views`, and counts viewers of live streams. */
+  liveInfo?: LiveInfo;
 }
 
 // Ids are 32 hex chars (live input or video uid). Rendition names and file names are checked
@@ -251,10 +254,18 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     return errorReply(reply, 503, 'CLIENT_GONE', 'client disconnected');
   }
 
+  if (opts.liveInfo) liveInfoRoutes(app, opts.liveInfo, (req, reply, id) => authorize(req, reply, id));
+
+  /** An authorized request of a live stream counts its client as a viewer. */
+  function countViewer(req: FastifyRequest, uid: string, stream: HlsStreamView | undefined): void {
+    if (stream && !stream.ended) opts.liveInfo?.touchViewer(uid, playbackSession(req, (req.params as { id: string }).id));
+  }
+
   app.get<{ Params: { id: string } }>('/:id/manifest/video.m3u8', async (req, reply) => {
     const id = (await authorize(req, reply, req.params.id))?.uid;
     if (id === undefined) return reply;
     const stream = opts.live.stream(id);
+    countViewer(req, id, stream);
     if (!stream) {
       const vodText = await opts.vod?.masterPlaylist(id);
       if (vodText !== undefined) return sendPlaylist(req, reply, vodText, CACHE.vodPlaylist);
@@ -274,6 +285,7 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
       if (file.endsWith('.m3u8')) return mediaPlaylist(req, reply, id, rendition);
 
       const stream = opts.live.stream(id);
+      countViewer(req, id, stream);
       if (!stream) {
         const vod = await opts.vod?.resource(id, rendition, file);
         if (!vod) return notFound(reply, 'no such stream, video or file');
@@ -303,6 +315,7 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     const { msn, part, skip } = parsed.directives;
 
     const stream = opts.live.stream(id);
+    countViewer(req, id, stream);
     if (!stream) {
       // A finished video: delivery directives do not apply to a VOD playlist.
       const vodText = await opts.vod?.mediaPlaylist(id, rendition);

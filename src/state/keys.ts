@@ -34,6 +34,18 @@ export interface RedisKeys {
   videoDeletions(): string;
   /** String: JSON state of a video's MP4 download (default.mp4). */
   videoDownload(uid: string): string;
+  /** String: JSON webhook settings (notification URL and signing secret). */
+  webhook(): string;
+  /** List: JSON delivery attempts, newest first, capped. */
+  webhookDeliveries(): string;
+  /** String: counter of events queued for one ordering key (a live input, or a video without one). */
+  webhookSequence(orderKey: string): string;
+  /** String: the highest sequence number delivered (or given up) for one ordering key. */
+  webhookFinished(orderKey: string): string;
+  /** String: the job (event) id of one ordering key's event number `seq`, so its predecessor can wake it. */
+  webhookJob(orderKey: string, seq: number): string;
+  /** Sorted set: playback session id → last request (ms), per live input, for the viewer count. */
+  liveViewers(liveInputUid: string): string;
 }
 
 export const DEFAULT_KEY_PREFIX = 'trib:';
@@ -56,5 +68,11 @@ export function createRedisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys 
     liveInputOutputs: (liveInputUid) => `${prefix}live_input_outputs:${liveInputUid}`,
     videoDeletions: () => `${prefix}video_deletions`,
     videoDownload: (uid) => `${prefix}video_download:${uid}`,
+    webhook: () => `${prefix}webhook`,
+    webhookDeliveries: () => `${prefix}webhook_deliveries`,
+    webhookSequence: (orderKey) => `${prefix}webhook_seq:${orderKey}`,
+    webhookFinished: (orderKey) => `${prefix}webhook_done:${orderKey}`,
+    webhookJob: (orderKey, seq) => `${prefix}webhook_job:${orderKey}:${seq}`,
+    liveViewers: (liveInputUid) => `${prefix}live_viewers:${liveInputUid}`,
   };
 }

@@ -96,18 +96,44 @@ export const IngestHealth = Type.Object(
   { description: 'Source codecs, keyframe interval, B-frames and problems found, while connected' },
 );
 
+const StatusEntry = Type.Object({
+  state: Type.Enum([...LIVE_INPUT_STATES]),
+  statusEnteredAt: Type.String({ format: 'date-time' }),
+  /** Why the state was entered (a session's end reason, a refusal). */
+  reason: Type.Optional(Type.String()),
+});
+
+export const STATUS_HISTORY_LENGTH = 10;
+
 export const LiveInputStatus = Type.Union([
   Type.Null(),
   Type.Object({
     current: Type.Object({
       state: Type.Enum([...LIVE_INPUT_STATES]),
       statusEnteredAt: Type.String({ format: 'date-time' }),
+      reason: Type.Optional(Type.String()),
       ingestProtocol: Type.Optional(Type.String()),
       health: Type.Optional(IngestHealth),
     }),
+    history: Type.Optional(
+      Type.Array(StatusEntry, { maxItems: STATUS_HISTORY_LENGTH, description: 'The states before the current one, newest first' }),
+    ),
   }),
 ]);
 export type LiveInputStatus = Static<typeof LiveInputStatus>;
+
+/** The status after entering `state`: the previous current state moves to the front of the history. */
+export function enterState(status: LiveInputStatus, state: LiveInputState, at: Date, reason?: string): NonNullable<LiveInputStatus> {
+  const history = [];
+  if (status) {
+    const { state: previous, statusEnteredAt, reason: previousReason } = status.current;
+    history.push({ state: previous, statusEnteredAt, ...(previousReason ? { reason: previousReason } : {}) }, ...(status.history ?? []));
+  }
+  return {
+    current: { state, statusEnteredAt: at.toISOString(), ...(reason ? { reason } : {}) },
+    history: history.slice(0, STATUS_HISTORY_LENGTH),
+  };
+}
 
 // Records written by a newer version may carry extra fields; reading them must not fail.
 const LiveInputRecordSchema = Type.Object({

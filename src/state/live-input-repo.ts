@@ -6,6 +6,7 @@ import type { RedisKeys } from './keys.ts';
 import {
   applyChanges,
   buildRecord,
+  enterState,
   isStreamKeyFormat,
   isUid,
   newStreamKey,
@@ -105,11 +106,8 @@ export class LiveInputRepository {
   }
 
   /** Status changes are runtime state, not configuration, so `modified` is left alone. */
-  async setStatus(uid: string, state: LiveInputState): Promise<LiveInputRecord | undefined> {
-    return this.#mutate(uid, (record) => ({
-      ...record,
-      status: { current: { state, statusEnteredAt: this.#now().toISOString() } },
-    }));
+  async setStatus(uid: string, state: LiveInputState, reason?: string): Promise<LiveInputRecord | undefined> {
+    return this.#mutate(uid, (record) => ({ ...record, status: enterState(record.status, state, this.#now(), reason) }));
   }
 
   async delete(uid: string): Promise<boolean> {

@@ -1,6 +1,7 @@
 import type { Logger } from '../observability/logger.ts';
 import type { Spool } from '../storage/spool.ts';
 import type { VideoRecord, VideoRepository } from '../state/video-repo.ts';
+import type { TributaryEvent } from '../events/event-bus.ts';
 import { buildVodPlaylists, parseManifestEntries } from './vod-playlist.ts';
 
 export interface FinalizeDeps {
@@ -11,6 +12,8 @@ export interface FinalizeDeps {
   nodeId: string;
   /** Told when a video has become ready (derived files, such as the default thumbnail, warm up). */
   onReady?: (record: VideoRecord) => void;
+  /** Told when a recording's video changes state (webhooks). Must not throw. */
+  onEvent?: (event: TributaryEvent) => void;
 }
 
 const M3U8 = 'application/vnd.apple.mpegurl';
@@ -33,11 +36,13 @@ export async function finalizeVideo(deps: FinalizeDeps, uid: string): Promise<Vi
   const vod = buildVodPlaylists(parseManifestEntries(await deps.videos.readManifest(uid)));
   if (!vod) {
     log.warn('recording has no complete segment; the video is marked as failed');
-    return deps.videos.update(
+    const failed = await deps.videos.update(
       uid,
       (r) => ({ ...r, status: { state: 'error', errorReasonCode: 'ERR_NO_MEDIA' }, readyToStream: false, duration: 0 }),
       { nodeId: deps.nodeId, done: true },
     );
+    emitVideoState(deps, failed);
+    return failed;
   }
   const prefix = videoPrefix(uid);
   for (const [name, text] of vod.media) {
@@ -69,6 +74,18 @@ export async function finalizeVideo(deps: FinalizeDeps, uid: string): Promise<Vi
     { duration: vod.duration, size: vod.size, renditions: vod.renditions.map((r) => r.name), ms: Date.now() - started },
     'recording finalized',
   );
+  emitVideoState(deps, record);
   if (record) deps.onReady?.(record);
   return record;
+}
+
+function emitVideoState(deps: FinalizeDeps, record: VideoRecord | undefined): void {
+  if (!record || !deps.onEvent) return;
+  deps.onEvent({
+    type: 'video.state',
+    videoUid: record.uid,
+    state: record.status.state,
+    ...(record.liveInput ? { liveInputUid: record.liveInput } : {}),
+    ...(record.status.errorReasonCode ? { errorReasonCode: record.status.errorReasonCode } : {}),
+  });
 }

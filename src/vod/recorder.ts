@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { LiveRecorder, LiveRecording, RecordedInput, RecordedSegment } from '../live/recording-contract.ts';
 import type { Logger } from '../observability/logger.ts';
+import { StorageQuotaError } from '../storage/errors.ts';
 import { finalizeVideo, videoPrefix, type FinalizeDeps } from './finalize.ts';
 import type { InitEntry, SegmentEntry } from './vod-playlist.ts';
 
@@ -50,6 +51,7 @@ class Recording implements LiveRecording {
   readonly #lost = new Set<string>();
   #finalized: Promise<void> | undefined;
   #dropped = 0;
+  #quotaReported = false;
 
   constructor(deps: FinalizeDeps, input: RecordedInput, onDone: () => void) {
     this.#deps = deps;
@@ -121,6 +123,7 @@ class Recording implements LiveRecording {
       .then(
         () => {
           this.#log.info('recording started');
+          this.#deps.onEvent?.({ type: 'video.state', videoUid: this.videoUid, state: 'live-inprogress', liveInputUid: this.#input.uid });
           return true;
         },
         (error: unknown) => {
@@ -155,6 +158,15 @@ class Recording implements LiveRecording {
       // Disk full, Redis away: this segment is lost to the recording; the live stream goes on.
       this.#lost.add(rendition);
       this.#log.warn({ err: error, rendition, file: segment.name }, 'segment not recorded');
+      if (error instanceof StorageQuotaError && !this.#quotaReported) {
+        this.#quotaReported = true;
+        this.#deps.onEvent?.({
+          type: 'live_input.errored',
+          liveInputUid: this.#input.uid,
+          code: 'ERR_STORAGE_QUOTA_EXHAUSTED',
+          message: 'the recording storage is full; segments are not being recorded',
+        });
+      }
     }
   }
 }

@@ -94,7 +94,7 @@ describe.each(['disk', 's3'] as const)('recording live inputs into VOD (%s store
     expect(video.size).toBeGreaterThan(100_000);
     expect(video.renditions.map((r) => `${r.name} ${r.width}x${r.height}`)).toEqual(['source 640x360']);
     const status = await server.api<{ result: { status: { current: { state: string } } } }>('GET', `/v1/live_inputs/${input.uid}`);
-    expect(status.body.result.status.current.state).toBe('disconnected');
+    expect(status.body.result.status.current.state).toBe('ttl_exceeded');
     const all = await server.api<{ result: { videos: VideoView[] } }>('GET', '/v1/videos');
     expect(all.body.result.videos.map((v) => v.uid)).toContain(videoUid);
 
