@@ -1,4 +1,5 @@
 import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
 import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from './config/schema.ts';
@@ -31,6 +32,12 @@ import { VodPlayback } from './vod/vod-playback.ts';
 import { loadNodeId } from './vod/node-id.ts';
 import { interruptedRecordings, recoverRecordings } from './vod/recovery.ts';
 import { videoPrefix, type FinalizeDeps } from './vod/finalize.ts';
+import { UploadProcessor } from './vod/upload-processor.ts';
+import { UploadIntake } from './vod/upload-intake.ts';
+import { ffprobePathFor } from './vod/upload-probe.ts';
+import { UploadTokenRepository } from './state/upload-token-repo.ts';
+import { createTusServer } from './api/tus-routes.ts';
+import { directUploadTargetRoutes, type UploadRoutesOptions } from './api/upload-routes.ts';
 
 export interface AppOptions {
   config: Config;
@@ -80,6 +87,8 @@ export class App {
   #spool: Spool | undefined;
   #vod: VodPlayback | undefined;
   #recovery: Promise<void> | undefined;
+  #uploadProcessor: UploadProcessor | undefined;
+  #uploadIntake: UploadIntake | undefined;
   #ready = false;
   #closing: Promise<void> | undefined;
 
@@ -162,6 +171,65 @@ export class App {
     const interrupted = await interruptedRecordings(vodDeps);
     this.#recovery = recoverRecordings(vodDeps, interrupted);
     const recorder = new Recorder(vodDeps);
+
+    // Uploads: received files are probed and queued on the durable `video-processing` queue,
+    // transcoded by the live ladder code and stored exactly like recordings.
+    const up = config.uploads;
+    this.#uploadProcessor = new UploadProcessor({
+      jobs: this.#jobs,
+      deps: vodDeps,
+      emit: (event) => this.events.emit(event),
+      settings: {
+        ffmpegPath: config.ffmpeg.path,
+        ladder: config.transcode.ladder,
+        includeSource: config.transcode.includeSource,
+        maxRenditions: config.transcode.maxRenditions,
+        gopSeconds: config.transcode.gopSeconds,
+        x264Preset: config.transcode.x264Preset,
+        segmentTargetSeconds: config.hls.segmentTargetSeconds,
+        partTargetSeconds: config.hls.partTargetSeconds,
+        startTimeoutMs: config.ffmpeg.startTimeoutMs,
+      },
+      concurrency: up.concurrency,
+      attempts: up.attempts,
+      deleteMedia: async (uid) => {
+        await store.deletePrefix(videoPrefix(uid));
+      },
+      logger: log,
+    });
+    // The intake removes expired tus uploads; the tus server hands finished ones to the intake.
+    const tusRef: { current?: ReturnType<typeof createTusServer> } = {};
+    const intake = new UploadIntake({
+      videos,
+      processor: this.#uploadProcessor,
+      emit: (event) => this.events.emit(event),
+      dir: up.dir,
+      ffprobePath: ffprobePathFor(config.ffmpeg.path),
+      maxDurationSeconds: up.maxDurationSeconds,
+      cleanupIntervalMs: up.cleanupIntervalSeconds * 1000,
+      onExpired: async (uid) => tusRef.current?.removeUpload(uid),
+      logger: log,
+    });
+    this.#uploadIntake = intake;
+    const tus = createTusServer({
+      intake,
+      dir: path.join(up.dir, 'tus'),
+      maxSizeBytes: up.maxSizeBytes,
+      maxDurationSeconds: up.maxDurationSeconds,
+      expirySeconds: up.tusExpirySeconds,
+      path: '/v1/videos/tus',
+    });
+    tusRef.current = tus;
+    const uploadRoutesOptions: Omit<UploadRoutesOptions, 'publicUrls'> = {
+      intake,
+      tokens: new UploadTokenRepository({ redis: this.#redis, keys }),
+      maxSizeBytes: up.maxSizeBytes,
+      maxDurationSeconds: up.maxDurationSeconds,
+      directUploadExpirySeconds: up.directUploadExpirySeconds,
+      pendingExpirySeconds: up.tusExpirySeconds,
+    };
+    await intake.start();
+    this.#uploadProcessor.start();
 
     // Signed playback: keys in Redis, tokens verified locally with cached keys.
     const signingKeys = new SigningKeyRepository({ redis: this.#redis, keys });
@@ -255,6 +323,7 @@ export class App {
             guard.invalidate(uid);
           },
         },
+        uploads: { routes: uploadRoutesOptions, tus: tus.server },
         onChange: (uid, change, record) => {
           guard.invalidate(uid);
           // A live session ends when its input is deleted or disabled; a key rotation keeps it.
@@ -262,6 +331,7 @@ export class App {
           else if (change === 'updated' && record && !record.enabled) void sessions.terminate(uid, 'input_disabled');
         },
       });
+      await http.register(directUploadTargetRoutes, { ...uploadRoutesOptions, publicUrls });
       await http.register(originPlugin, { live: sessions, guard, vod });
     };
 
@@ -348,6 +418,11 @@ export class App {
       await step('rtmp', () => this.#rtmp?.close());
       await step('sessions', () => this.#sessions?.close());
       await step('http', () => Promise.all(this.#http.map((h) => h.close())));
+      // Running transcodes stop and their jobs go back to the queue, for the next start.
+      await step('uploads', () => {
+        this.#uploadProcessor?.close();
+        return this.#uploadIntake?.close();
+      });
       // Uploads not finished stay in the spool for the next start; so do unfinished finalizations.
       await step('jobs', () => this.#jobs?.close());
       await step('spool', () => this.#spool?.close());

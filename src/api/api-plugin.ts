@@ -11,6 +11,9 @@ import { tokenRoutes } from './token-routes.ts';
 import { liveInputRoutes, type LiveInputRoutesOptions, type PublicUrls } from './live-input-routes.ts';
 import type { LiveStatusView } from './schemas.ts';
 import { videoRoutes, type VideoRoutesOptions } from './video-routes.ts';
+import { uploadRoutes, type UploadRoutesOptions } from './upload-routes.ts';
+import { tusRoutes } from './tus-routes.ts';
+import type { Server as TusServer } from '@tus/server';
 
 export type { PublicUrls } from './live-input-routes.ts';
 export type { LiveStatusView } from './schemas.ts';
@@ -28,6 +31,8 @@ export interface ApiPluginOptions {
   tokens?: { signer: TokenSigner; videoExists?: (uid: string) => Promise<boolean> };
   /** Enables `/videos` and `/live_inputs/{uid}/videos`. */
   videos?: Omit<VideoRoutesOptions, 'liveInputs' | 'publicUrls'>;
+  /** Enables `POST /videos` (multipart), `POST /videos/direct_upload` and tus under `/videos/tus`. */
+  uploads?: { routes: Omit<UploadRoutesOptions, 'publicUrls'>; tus: TusServer };
 }
 
 export const API_BODY_LIMIT = 64 * 1024;
@@ -69,6 +74,10 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
   });
   if (opts.videos) {
     await app.register(videoRoutes, { ...opts.videos, liveInputs: opts.liveInputs, publicUrls: opts.publicUrls });
+  }
+  if (opts.uploads) {
+    await app.register(uploadRoutes, { ...opts.uploads.routes, publicUrls: opts.publicUrls });
+    await app.register(tusRoutes, { server: opts.uploads.tus });
   }
   if (opts.signingKeys) await app.register(keyRoutes, { signingKeys: opts.signingKeys });
   if (opts.tokens) {

@@ -28,6 +28,10 @@ export interface RedisKeys {
   videoManifest(uid: string): string;
   /** Set: uids of the videos a node is recording (live-inprogress), finalized by it after a crash. */
   nodeRecordings(nodeId: string): string;
+  /** String: JSON of a direct upload URL (video uid, expiry, used), keyed by the SHA-256 (hex) of its token. */
+  uploadToken(tokenHash: string): string;
+  /** Sorted set: uids of videos waiting for their upload, scored by when the wait expires (ms). */
+  pendingUploads(): string;
 }
 
 export const DEFAULT_KEY_PREFIX = 'trib:';
@@ -47,5 +51,7 @@ export function createRedisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys 
     liveInputVideos: (liveInputUid) => `${prefix}live_input_videos:${liveInputUid}`,
     videoManifest: (uid) => `${prefix}video_manifest:${uid}`,
     nodeRecordings: (nodeId) => `${prefix}node_recordings:${nodeId}`,
+    uploadToken: (tokenHash) => `${prefix}upload_token:${tokenHash}`,
+    pendingUploads: () => `${prefix}pending_uploads`,
   };
 }
