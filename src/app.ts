@@ -226,6 +226,7 @@ export class App {
       maxSizeBytes: up.maxSizeBytes,
       maxDurationSeconds: up.maxDurationSeconds,
       directUploadExpirySeconds: up.directUploadExpirySeconds,
+      directUploadMinExpirySeconds: up.directUploadMinExpirySeconds,
       pendingExpirySeconds: up.tusExpirySeconds,
     };
     await intake.start();

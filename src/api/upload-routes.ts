@@ -27,13 +27,13 @@ export interface UploadRoutesOptions {
   maxSizeBytes: number;
   maxDurationSeconds: number;
   directUploadExpirySeconds: number;
+  directUploadMinExpirySeconds: number;
   /** How long a multipart upload's video may stay pending should the server stop mid-way. */
   pendingExpirySeconds: number;
 }
 
 /** Room for the multipart boundaries and part headers around the file. */
 const MULTIPART_OVERHEAD = 64 * 1024;
-const MIN_EXPIRY_MS = 2 * 60_000;
 const MAX_EXPIRY_MS = 6 * 3600_000;
 const TAGS = ['Videos'];
 
@@ -66,7 +66,7 @@ export function refuseDeclaredOversize(maxSizeBytes: number, overhead: number) {
 }
 
 /** Streams the multipart field `file` to a new file under incoming/; returns its path. */
-async function receiveFile(request: FastifyRequest, intake: UploadIntake, maxSizeBytes: number): Promise<string> {
+async function receiveFile(request: FastifyRequest, reply: FastifyReply, intake: UploadIntake, maxSizeBytes: number): Promise<string> {
   if (!request.isMultipart()) throw new ApiError('UPLOAD_FILE_MISSING');
   const part = await request.file({ limits: { fileSize: maxSizeBytes, files: 1, fields: 20, fieldSize: 64 * 1024 } });
   if (part?.fieldname !== 'file') {
@@ -79,6 +79,8 @@ async function receiveFile(request: FastifyRequest, intake: UploadIntake, maxSiz
     if (part.file.truncated) throw new ApiError('BODY_TOO_LARGE', `The upload is larger than ${maxSizeBytes} bytes`);
     return dest;
   } catch (error) {
+    // The rest of the body is not worth reading: answer, then close the connection.
+    reply.header('connection', 'close');
     await rm(dest, { force: true });
     throw error;
   }
@@ -91,7 +93,7 @@ function playbackView(publicUrls: PublicUrls, r: VideoRecord) {
 const DirectUploadRequest = Type.Object(
   {
     maxDurationSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400, description: 'Longest video accepted through this URL' })),
-    expiry: Type.Optional(Type.String({ format: 'date-time', description: 'When the URL stops working: 2 min to 6 h ahead (default: 30 min)' })),
+    expiry: Type.Optional(Type.String({ format: 'date-time', description: 'When the URL stops working: 2 min (configurable) to 6 h ahead; default 30 min' })),
     meta: Type.Optional(LiveInputMeta),
     requireSignedURLs: Type.Optional(Type.Boolean()),
     allowedOrigins: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { maxItems: 64 })),
@@ -125,8 +127,8 @@ export async function uploadRoutes(fastify: FastifyInstance, opts: UploadRoutesO
         response: { 200: Envelope(UploadedVideo), ...commonErrorResponses, 413: ErrorEnvelope, 415: ErrorEnvelope, 422: ErrorEnvelope },
       },
     },
-    async (request) => {
-      const file = await receiveFile(request, intake, opts.maxSizeBytes);
+    async (request, reply) => {
+      const file = await receiveFile(request, reply, intake, opts.maxSizeBytes);
       try {
         const pending = await intake.createPending({
           meta: {},
@@ -158,8 +160,9 @@ export async function uploadRoutes(fastify: FastifyInstance, opts: UploadRoutesO
       const body = request.body;
       const now = Date.now();
       const expiry = body.expiry !== undefined ? new Date(body.expiry) : new Date(now + opts.directUploadExpirySeconds * 1000);
-      if (expiry.getTime() < now + MIN_EXPIRY_MS || expiry.getTime() > now + MAX_EXPIRY_MS) {
-        throw new ApiError('VALIDATION_FAILED', 'body.expiry must be between 2 minutes and 6 hours from now');
+      const min = opts.directUploadMinExpirySeconds;
+      if (expiry.getTime() < now + min * 1000 || expiry.getTime() > now + MAX_EXPIRY_MS) {
+        throw new ApiError('VALIDATION_FAILED', `body.expiry must be between ${min} seconds and 6 hours from now`);
       }
       const record = await intake.createPending({
         meta: body.meta ?? {},
@@ -210,11 +213,11 @@ export async function directUploadTargetRoutes(fastify: FastifyInstance, opts: U
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       // The URL is used up by this attempt, before the body is read: one URL, one upload.
       const claim = await tokens.claim(request.params.token);
       if (!claim.ok) throw new ApiError(CLAIM_ERRORS[claim.reason]);
-      const file = await receiveFile(request, intake, opts.maxSizeBytes);
+      const file = await receiveFile(request, reply, intake, opts.maxSizeBytes);
       try {
         const record = await intake.accept(claim.videoUid, file);
         return ok({ uid: record.uid, status: record.status });

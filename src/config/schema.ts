@@ -155,6 +155,12 @@ export const ConfigSchema = Type.Object(
           maximum: 21_600,
           description: 'Lifetime of a direct upload URL when the request names no expiry.',
         }),
+        directUploadMinExpirySeconds: Type.Integer({
+          default: 120,
+          minimum: 1,
+          maximum: 3600,
+          description: 'Shortest expiry a direct upload request may ask for (Cloudflare: 2 minutes).',
+        }),
         tusExpirySeconds: Type.Integer({
           default: 86_400,
           minimum: 1,
