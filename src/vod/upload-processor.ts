@@ -153,6 +153,9 @@ export class UploadProcessor {
           state: 'error',
           errorReasonCode: malformed ? 'ERR_MALFORMED_VIDEO' : 'ERR_UNKNOWN',
         }).catch((e: unknown) => log.error({ err: e }, 'could not mark the video as failed'));
+        // What the failed attempt stored is no use to anyone.
+        await this.#opts.deleteMedia(uid).catch((e: unknown) => log.warn({ err: e }, 'could not remove the media of a failed upload'));
+        await deps.videos.clearManifest(uid).catch(() => {});
         await rm(file, { force: true });
         // Nothing to retry: the job ends here, failed.
         throw new UnrecoverableError(error instanceof Error ? error.message : String(error));

@@ -152,7 +152,10 @@ export async function transcodeUpload(deps: FinalizeDeps, s: UploadTranscodeSett
   const abort = () => void proc.stop();
   job.signal.addEventListener('abort', abort, { once: true });
   try {
-    await proc.start();
+    await proc.start().catch((error: unknown) => {
+      if (job.signal.aborted) throw error;
+      throw new FfmpegFailedError(error instanceof Error ? error.message : String(error));
+    });
     const { code, signal, tail } = await exited;
     if (job.signal.aborted) throw new Error('processing interrupted');
     if (outputError) throw new Error(`unreadable FFmpeg output: ${outputError.message}`, { cause: outputError });

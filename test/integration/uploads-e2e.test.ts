@@ -25,13 +25,13 @@ interface VideoView {
 type Envelope<T> = { result: T; success: boolean; errors: Array<{ code: string; message: string }> };
 
 /** A real MP4 (H.264 + AAC, moov at the end as FFmpeg writes it by default). */
-async function makeClip(file: string, seconds: number, size = '640x360'): Promise<Buffer> {
+async function makeClip(file: string, seconds: number, opts: { faststart?: boolean } = {}): Promise<Buffer> {
   await run('ffmpeg', [
     '-hide_banner', '-loglevel', 'error', '-y',
-    '-f', 'lavfi', '-i', `testsrc=size=${size}:rate=30`,
+    '-f', 'lavfi', '-i', 'testsrc=size=640x360:rate=30',
     '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
     '-t', String(seconds), '-c:v', 'libx264', '-preset', 'veryfast', '-g', '30', '-pix_fmt', 'yuv420p',
-    '-c:a', 'aac', '-b:a', '96k', '-shortest', file,
+    '-c:a', 'aac', '-b:a', '96k', '-shortest', ...(opts.faststart ? ['-movflags', '+faststart'] : []), file,
   ]);
   return readFile(file);
 }
@@ -312,6 +312,15 @@ describe('uploads', () => {
     expect(tooLong.status).toBe(400);
     expect(tooLong.body.errors[0]?.code).toBe('UPLOAD_TOO_LONG');
     expect((await getVideo(server, created.body.result.uid)).video.status).toEqual({ state: 'error', errorReasonCode: 'ERR_DURATION_EXCEED_CONSTRAINT' });
+    // moov first, half the media missing: it probes fine; processing finds out, and says so.
+    const faststart = await makeClip(path.join(dir, 'faststart.mp4'), 10, { faststart: true });
+    const cut = await server.api<Envelope<{ uploadURL: string; uid: string }>>('POST', '/v1/videos/direct_upload', {});
+    expect((await postForm(server, cut.body.result.uploadURL, faststart.subarray(0, faststart.length / 2), false)).status).toBe(200);
+    const failed = await waitUntilDone(server, cut.body.result.uid);
+    expect(failed.video.status).toEqual({ state: 'error', errorReasonCode: 'ERR_MALFORMED_VIDEO' });
+    expect(failed.video.readyToStream).toBe(false);
+    expect((await fetch(failed.video.playback.hls)).status).toBe(404);
+
     const badExpiry = await server.api('POST', '/v1/videos/direct_upload', { expiry: new Date(Date.now() + 10_000).toISOString() });
     expect(badExpiry.status).toBe(400);
 
