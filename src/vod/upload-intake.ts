@@ -134,8 +134,9 @@ export class UploadIntake {
     try {
       for (const uid of await videos.expiredUploads(Date.now())) {
         const record = await videos.get(uid);
+        // Deleted while pending, or still pending: what was received of it goes either way.
+        if (!record || record.status.state === 'pendingupload') await this.#opts.onExpired?.(uid);
         if (record?.status.state === 'pendingupload') {
-          await this.#opts.onExpired?.(uid);
           await videos.delete(uid);
           this.#log.info({ video: uid }, 'upload expired before it arrived; video removed');
         }

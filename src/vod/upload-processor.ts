@@ -94,8 +94,9 @@ export class UploadProcessor {
     this.#running.add(controller);
     const started = Date.now();
     try {
+      // An earlier attempt (failed, or cut short by a shutdown) may have stored segments: start clean.
+      if (job.attemptsMade > 0 || (await deps.videos.readManifest(uid)).length > 0) await this.#opts.deleteMedia(uid);
       await deps.videos.clearManifest(uid);
-      if (job.attemptsMade > 0) await this.#opts.deleteMedia(uid);
       await setVideoStatus(deps.videos, emit, uid, { state: 'inprogress', pctComplete: '0.000000' });
       let lastWrite = 0;
       let progress = Promise.resolve();
