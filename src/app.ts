@@ -208,6 +208,7 @@ export class App {
       maxDurationSeconds: up.maxDurationSeconds,
       cleanupIntervalMs: up.cleanupIntervalSeconds * 1000,
       onExpired: async (uid) => tusRef.current?.removeUpload(uid),
+      onSweep: async () => tusRef.current?.removeExpired(),
       logger: log,
     });
     this.#uploadIntake = intake;

@@ -1,4 +1,4 @@
-import { rename, rm } from 'node:fs/promises';
+import { readdir, readFile, rename, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Server as TusServer } from '@tus/server';
@@ -35,7 +35,11 @@ function hookError(error: unknown): HookError | unknown {
 }
 
 /** Builds the tus server; `removeUpload(uid)` deletes a partial upload's files. */
-export function createTusServer(opts: TusRoutesOptions): { server: TusServer; removeUpload: (uid: string) => Promise<void> } {
+export function createTusServer(opts: TusRoutesOptions): {
+  server: TusServer;
+  removeUpload: (uid: string) => Promise<void>;
+  removeExpired: () => Promise<void>;
+} {
   const datastore = new FileStore({ directory: opts.dir, expirationPeriodInMilliseconds: opts.expirySeconds * 1000 });
   const server = new TusServer({
     path: opts.path,
@@ -66,8 +70,12 @@ export function createTusServer(opts: TusRoutesOptions): { server: TusServer; re
     onUploadFinish: async (_req, upload) => {
       // Out of the tus store first, so that nothing (expiry, a DELETE) removes it under the intake.
       const file = path.join(opts.dir, `${upload.id}.received`);
-      await rename(path.join(opts.dir, upload.id), file);
-      await rm(path.join(opts.dir, `${upload.id}.json`), { force: true });
+      const stored = path.join(opts.dir, upload.id);
+      await rename(stored, file);
+      // A sparse stand-in of the same size: a client that lost the last PATCH's answer still
+      // learns from HEAD that everything arrived. Removed with the upload's expiry.
+      await writeFile(stored, '');
+      await truncate(stored, upload.size ?? 0);
       try {
         await opts.intake.accept(upload.id, file);
       } catch (error) {
@@ -80,6 +88,17 @@ export function createTusServer(opts: TusRoutesOptions): { server: TusServer; re
     server,
     removeUpload: async (uid) => {
       await datastore.remove(uid).catch(() => {});
+    },
+    // The file store expires unfinished uploads only; finished ones (their stand-ins) go here too.
+    removeExpired: async () => {
+      const now = Date.now();
+      for (const name of await readdir(opts.dir)) {
+        const id = name.endsWith('.json') ? name.slice(0, -5) : '';
+        if (!/^[0-9a-f]{32}$/.test(id)) continue;
+        const info = JSON.parse(await readFile(path.join(opts.dir, name), 'utf8').catch(() => '{}')) as { creation_date?: string };
+        const created = info.creation_date ? Date.parse(info.creation_date) : NaN;
+        if (Number.isFinite(created) && created + opts.expirySeconds * 1000 < now) await datastore.remove(id).catch(() => {});
+      }
     },
   };
 }

@@ -25,6 +25,8 @@ export interface UploadIntakeOptions {
   cleanupIntervalMs: number;
   /** Removes what is left of an expired upload that is not in `incoming/` (a partial tus file). */
   onExpired?: (uid: string) => Promise<void>;
+  /** More cleanup to run with each sweep (expired tus entries). */
+  onSweep?: () => Promise<void>;
   logger: Logger;
 }
 
@@ -142,6 +144,7 @@ export class UploadIntake {
         }
         await videos.uploadArrived(uid);
       }
+      await this.#opts.onSweep?.();
       // Sources whose video is gone (deleted while queued) and whose job will find nothing.
       for (const name of await readdir(this.sourcesDir)) {
         if (/^[0-9a-f]{32}$/.test(name) && !(await videos.get(name))) await rm(path.join(this.sourcesDir, name), { force: true });
