@@ -85,8 +85,14 @@ export class UploadProcessor {
     const { deps, emit, settings } = this.#opts;
     const log = this.#log.child({ video: uid, attempt: job.attemptsMade + 1 });
     if (this.#closing) return this.#postpone(job, token);
-    if (!(await deps.videos.get(uid))) {
+    const record = await deps.videos.get(uid);
+    if (!record) {
       log.info('video deleted before processing; dropping its upload');
+      await rm(file, { force: true });
+      return;
+    }
+    if (record.status.state === 'ready') {
+      // Finished before a crash kept BullMQ from hearing so: nothing left to do.
       await rm(file, { force: true });
       return;
     }
