@@ -34,7 +34,7 @@ await run('ffmpeg', [
 ]);
 const clip = await readFile(clipPath);
 
-const server = await startServer({ env: { TRIBUTARY_LOG_LEVEL: 'info' } });
+const server = await startServer({ env: { TRIBUTARY_LOG_LEVEL: 'info' }, startTimeoutMs: 120_000 });
 const rows: Array<Array<string | number>> = [];
 try {
   // Through Tributary: upload, probe, queue, transcode, spool, store, playlists.

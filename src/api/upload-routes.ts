@@ -13,6 +13,7 @@ import { VideoNotPendingError, type UploadIntake } from '../vod/upload-intake.ts
 import { ApiError, type ApiErrorCode } from './errors.ts';
 import type { PublicUrls } from './live-input-routes.ts';
 import { commonErrorResponses, Envelope, ErrorEnvelope, ok } from './schemas.ts';
+import { Video } from './video-routes.ts';
 
 /**
  * Uploads: `POST /videos` (multipart, one step), `POST /videos/direct_upload` (a one-time URL
@@ -108,7 +109,6 @@ const DirectUploadResult = Type.Object({
   scheduledDeletion: Type.Union([Type.String(), Type.Null()]),
 });
 
-const UploadedVideo = Type.Object({}, { additionalProperties: true, description: 'The video, as GET /videos/{uid} shows it' });
 
 /** `/videos` upload routes, inside the API plugin (API key required). */
 export async function uploadRoutes(fastify: FastifyInstance, opts: UploadRoutesOptions): Promise<void> {
@@ -124,7 +124,7 @@ export async function uploadRoutes(fastify: FastifyInstance, opts: UploadRoutesO
         summary: 'Upload a video (multipart/form-data, field "file"); it is probed, then queued for processing',
         tags: TAGS,
         consumes: ['multipart/form-data'],
-        response: { 200: Envelope(UploadedVideo), ...commonErrorResponses, 413: ErrorEnvelope, 415: ErrorEnvelope, 422: ErrorEnvelope },
+        response: { 200: Envelope(Video), ...commonErrorResponses, 413: ErrorEnvelope, 415: ErrorEnvelope, 422: ErrorEnvelope },
       },
     },
     async (request, reply) => {
@@ -191,6 +191,18 @@ export async function directUploadTargetRoutes(fastify: FastifyInstance, opts: U
   app.removeAllContentTypeParsers();
   await app.register(multipart, { throwFileSizeLimit: true });
   const { intake, tokens } = opts;
+  // Browsers post here from the creator's site: the token is the credential, no cookies are involved.
+  app.addHook('onSend', async (_request, reply) => {
+    reply.header('access-control-allow-origin', '*');
+  });
+  app.options('/upload/:token', { schema: { hide: true } }, async (_request, reply) =>
+    reply
+      .code(204)
+      .header('access-control-allow-methods', 'POST, OPTIONS')
+      .header('access-control-allow-headers', 'content-type')
+      .header('access-control-max-age', '600')
+      .send(),
+  );
   app.post(
     '/upload/:token',
     {

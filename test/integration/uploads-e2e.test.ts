@@ -232,6 +232,13 @@ describe('uploads', () => {
     const { uploadURL, uid } = created.body.result;
     expect(uploadURL).toMatch(new RegExp(`^${server.httpUrl}/upload/[A-Za-z0-9_-]{43}$`));
     expect((await getVideo(server, uid)).video.status.state).toBe('pendingupload');
+    // A page on another origin may post to it.
+    const preflight = await fetch(uploadURL, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://creator.example', 'access-control-request-method': 'POST' },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('*');
 
     const res = await postForm(server, uploadURL, clip, false);
     expect(res.status).toBe(200);
