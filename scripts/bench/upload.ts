@@ -34,7 +34,10 @@ await run('ffmpeg', [
 ]);
 const clip = await readFile(clipPath);
 
-const server = await startServer({ env: { TRIBUTARY_LOG_LEVEL: 'info' }, startTimeoutMs: 120_000 });
+const server = await startServer({ env: { TRIBUTARY_LOG_LEVEL: 'info' }, startTimeoutMs: 120_000 }).catch(async (error: unknown) => {
+  await rm(work, { recursive: true, force: true });
+  throw error;
+});
 const rows: Array<Array<string | number>> = [];
 try {
   // Through Tributary: upload, probe, queue, transcode, spool, store, playlists.
