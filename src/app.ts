@@ -1,5 +1,5 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import path, { join } from 'node:path';
 import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from './config/schema.ts';
@@ -55,6 +55,13 @@ import { WebhookWorker } from './webhooks/webhook-worker.ts';
 import { WebhookDispatcher } from './webhooks/webhook-dispatcher.ts';
 import { ViewerCounter } from './state/viewer-counter.ts';
 import { readLifecycle } from './state/live-lifecycle.ts';
+import { videoView } from './api/video-routes.ts';
+import { UploadProcessor } from './vod/upload-processor.ts';
+import { UploadIntake } from './vod/upload-intake.ts';
+import { ffprobePathFor } from './vod/upload-probe.ts';
+import { UploadTokenRepository } from './state/upload-token-repo.ts';
+import { createTusServer } from './api/tus-routes.ts';
+import { directUploadTargetRoutes, type UploadRoutesOptions } from './api/upload-routes.ts';
 
 export interface AppOptions {
   config: Config;
@@ -114,6 +121,8 @@ export class App {
   #recovery: Promise<void> | undefined;
   #metrics: Metrics | undefined;
   #webhooks: WebhookDispatcher | undefined;
+  #uploadProcessor: UploadProcessor | undefined;
+  #uploadIntake: UploadIntake | undefined;
   #ready = false;
   #closing: Promise<void> | undefined;
 
@@ -224,7 +233,7 @@ export class App {
       logger: log,
       renderVideo: async (uid) => {
         const video = await videos.get(uid);
-        return video && { ...video, playback: { hls: `${publicUrls.playbackBase}/${uid}/manifest/video.m3u8` } };
+        return video && videoView(publicUrls, video);
       },
     });
     this.#webhooks.start();
@@ -277,6 +286,67 @@ export class App {
     const interrupted = await interruptedRecordings(vodDeps);
     this.#recovery = recoverRecordings(vodDeps, interrupted);
     const recorder = new Recorder(vodDeps);
+
+    // Uploads: received files are probed and queued on the durable `video-processing` queue,
+    // transcoded by the live ladder code and stored exactly like recordings.
+    const up = config.uploads;
+    this.#uploadProcessor = new UploadProcessor({
+      jobs: this.#jobs,
+      deps: vodDeps,
+      emit: (event) => this.events.emit(event),
+      settings: {
+        ffmpegPath: config.ffmpeg.path,
+        ladder: config.transcode.ladder,
+        includeSource: config.transcode.includeSource,
+        maxRenditions: config.transcode.maxRenditions,
+        gopSeconds: config.transcode.gopSeconds,
+        x264Preset: config.transcode.x264Preset,
+        segmentTargetSeconds: config.hls.segmentTargetSeconds,
+        partTargetSeconds: config.hls.partTargetSeconds,
+        startTimeoutMs: config.ffmpeg.startTimeoutMs,
+      },
+      concurrency: up.concurrency,
+      attempts: up.attempts,
+      deleteMedia: async (uid) => {
+        await store.deletePrefix(videoPrefix(uid));
+      },
+      logger: log,
+    });
+    // The intake removes expired tus uploads; the tus server hands finished ones to the intake.
+    const tusRef: { current?: ReturnType<typeof createTusServer> } = {};
+    const intake = new UploadIntake({
+      videos,
+      processor: this.#uploadProcessor,
+      emit: (event) => this.events.emit(event),
+      dir: up.dir,
+      ffprobePath: ffprobePathFor(config.ffmpeg.path),
+      maxDurationSeconds: up.maxDurationSeconds,
+      cleanupIntervalMs: up.cleanupIntervalSeconds * 1000,
+      onExpired: async (uid) => tusRef.current?.removeUpload(uid),
+      onSweep: async () => tusRef.current?.removeExpired(),
+      logger: log,
+    });
+    this.#uploadIntake = intake;
+    const tus = createTusServer({
+      intake,
+      dir: path.join(up.dir, 'tus'),
+      maxSizeBytes: up.maxSizeBytes,
+      maxDurationSeconds: up.maxDurationSeconds,
+      expirySeconds: up.tusExpirySeconds,
+      path: '/v1/videos/tus',
+    });
+    tusRef.current = tus;
+    const uploadRoutesOptions: Omit<UploadRoutesOptions, 'publicUrls'> = {
+      intake,
+      tokens: new UploadTokenRepository({ redis: this.#redis, keys }),
+      maxSizeBytes: up.maxSizeBytes,
+      maxDurationSeconds: up.maxDurationSeconds,
+      directUploadExpirySeconds: up.directUploadExpirySeconds,
+      directUploadMinExpirySeconds: up.directUploadMinExpirySeconds,
+      pendingExpirySeconds: up.tusExpirySeconds,
+    };
+    await intake.start();
+    this.#uploadProcessor.start();
 
     // Signed playback: keys in Redis, tokens verified locally with cached keys.
     const signingKeys = new SigningKeyRepository({ redis: this.#redis, keys });
@@ -451,6 +521,7 @@ export class App {
           onChange: (uid) => simulcast.refresh(uid),
         },
         downloads,
+        uploads: { routes: uploadRoutesOptions, tus: tus.server },
         onChange: (uid, change, record) => {
           guard.invalidate(uid);
           // A live session ends when its input is deleted or disabled; a key rotation keeps it.
@@ -458,6 +529,7 @@ export class App {
           else if (change === 'updated' && record && !record.enabled) void sessions.terminate(uid, 'input_disabled');
         },
       });
+      await http.register(directUploadTargetRoutes, { ...uploadRoutesOptions, publicUrls });
       await http.register(originPlugin, {
         live: sessions,
         guard,
@@ -659,6 +731,11 @@ export class App {
       await step('sessions', () => this.#sessions?.close());
       await step('simulcast', () => this.#simulcast?.close());
       await step('http', () => Promise.all(this.#http.map((h) => h.close())));
+      // Running transcodes stop and their jobs go back to the queue, for the next start.
+      await step('uploads', () => {
+        this.#uploadProcessor?.close();
+        return this.#uploadIntake?.close();
+      });
       // Uploads not finished stay in the spool for the next start; so do unfinished finalizations.
       await step('webhooks', () => this.#webhooks?.close());
       await step('jobs', () => this.#jobs?.close());

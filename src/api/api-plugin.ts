@@ -14,6 +14,9 @@ import { videoRoutes, type VideoRoutesOptions } from './video-routes.ts';
 import { outputRoutes, type OutputRoutesOptions } from './output-routes.ts';
 import { downloadRoutes, type DownloadControl } from './download-routes.ts';
 import { webhookRoutes, type WebhookRoutesOptions } from './webhook-routes.ts';
+import { uploadRoutes, type UploadRoutesOptions } from './upload-routes.ts';
+import { tusRoutes } from './tus-routes.ts';
+import type { Server as TusServer } from '@tus/server';
 
 export type { PublicUrls } from './live-input-routes.ts';
 export type { LiveStatusView } from './schemas.ts';
@@ -39,6 +42,8 @@ export interface ApiPluginOptions {
   downloads?: DownloadControl;
   /** Enables `/webhook` and `/webhook/deliveries`. */
   webhooks?: WebhookRoutesOptions;
+  /** Enables `POST /videos` (multipart), `POST /videos/direct_upload` and tus under `/videos/tus`. */
+  uploads?: { routes: Omit<UploadRoutesOptions, 'publicUrls'>; tus: TusServer };
 }
 
 export const API_BODY_LIMIT = 64 * 1024;
@@ -86,6 +91,10 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
   }
   if (opts.outputs) await app.register(outputRoutes, opts.outputs);
   if (opts.webhooks) await app.register(webhookRoutes, opts.webhooks);
+  if (opts.uploads) {
+    await app.register(uploadRoutes, { ...opts.uploads.routes, publicUrls: opts.publicUrls });
+    await app.register(tusRoutes, { server: opts.uploads.tus });
+  }
   if (opts.signingKeys) await app.register(keyRoutes, { signingKeys: opts.signingKeys });
   if (opts.tokens) {
     await app.register(tokenRoutes, {

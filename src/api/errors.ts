@@ -29,6 +29,15 @@ export const API_ERRORS = {
   WEBHOOK_NOT_FOUND: { status: 404, message: 'No webhook is configured' },
   WEBHOOK_URL_INVALID: { status: 400, message: 'The notification URL must be an absolute http(s) URL without credentials' },
   WEBHOOK_TARGET_REFUSED: { status: 400, message: 'The notification URL points at an address webhooks may not reach' },
+  UPLOAD_FILE_MISSING: { status: 400, message: 'The upload must be multipart/form-data with the video in a field named "file"' },
+  UPLOAD_NOT_A_VIDEO: { status: 415, message: 'The upload is not a video (ERR_NON_VIDEO)' },
+  UPLOAD_MALFORMED: { status: 422, message: 'The video is incomplete, corrupt or unsupported (ERR_MALFORMED_VIDEO)' },
+  UPLOAD_TOO_LONG: { status: 400, message: 'The video is longer than allowed (ERR_DURATION_EXCEED_CONSTRAINT)' },
+  UPLOAD_TOO_SHORT: { status: 400, message: 'The video is too short (ERR_DURATION_TOO_SHORT)' },
+  UPLOAD_URL_UNKNOWN: { status: 404, message: 'This upload URL is not known' },
+  UPLOAD_URL_EXPIRED: { status: 410, message: 'This upload URL has expired' },
+  UPLOAD_URL_USED: { status: 409, message: 'This upload URL has been used already; each one takes one upload' },
+  VIDEO_NOT_PENDING: { status: 409, message: 'The video is not waiting for an upload' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;
@@ -62,6 +71,8 @@ export function errorBody(code: ApiErrorCode, message: string = API_ERRORS[code]
 /** Fastify's own errors, by code, that have a meaning of their own in our table. */
 const FASTIFY_CODES: Record<string, ApiErrorCode> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
+  FST_REQ_FILE_TOO_LARGE: 'BODY_TOO_LARGE',
+  FST_INVALID_MULTIPART_CONTENT_TYPE: 'UPLOAD_FILE_MISSING',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'INVALID_JSON',

@@ -67,16 +67,21 @@ const VideoList = Type.Object({
 const TAGS = ['Videos'];
 const withNotFound = { ...commonErrorResponses, 404: ErrorEnvelope };
 
+/** The API's (and webhooks') view of a video record: the stored fields plus its public URLs. */
+export function videoView(publicUrls: Pick<PublicUrls, 'playbackBase'>, r: VideoRecord): Video {
+  const base = publicUrls.playbackBase.replace(/\/+$/, '');
+  return {
+    ...r,
+    playback: { hls: `${base}/${r.uid}/manifest/video.m3u8` },
+    thumbnail: `${base}/${r.uid}/thumbnails/thumbnail.jpg`,
+    thumbnailTimestampPct: r.thumbnailTimestampPct ?? 0,
+  };
+}
+
 export async function videoRoutes(fastify: FastifyInstance, opts: VideoRoutesOptions): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { videos, liveInputs, publicUrls } = opts;
-  const base = () => publicUrls.playbackBase.replace(/\/+$/, '');
-  const view = (r: VideoRecord): Video => ({
-    ...r,
-    playback: { hls: `${base()}/${r.uid}/manifest/video.m3u8` },
-    thumbnail: `${base()}/${r.uid}/thumbnails/thumbnail.jpg`,
-    thumbnailTimestampPct: r.thumbnailTimestampPct ?? 0,
-  });
+  const view = (r: VideoRecord): Video => videoView(publicUrls, r);
   const notFound = (uid: string) => new ApiError('VIDEO_NOT_FOUND', `Video ${uid} not found`);
   app.get(
     '/videos',

@@ -184,6 +184,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   config.dataDir = path.resolve(cwd, config.dataDir);
   config.storage.dir = path.resolve(config.dataDir, config.storage.dir || 'media');
   config.storage.spoolDir = path.resolve(config.dataDir, config.storage.spoolDir || 'spool');
+  config.uploads.dir = path.resolve(config.dataDir, config.uploads.dir || 'uploads');
   return config;
 }
 

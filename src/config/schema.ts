@@ -206,6 +206,40 @@ export const ConfigSchema = Type.Object(
       },
       closed,
     ),
+    uploads: Type.Object(
+      {
+        dir: Type.String({ default: '', description: 'Uploaded files until processed (tus parts too); empty: <dataDir>/uploads.' }),
+        maxSizeBytes: Type.Integer({
+          default: 4 * 1024 ** 3,
+          minimum: 1024,
+          maximum: 1024 ** 4,
+          description: 'Largest upload accepted; larger ones get 413 (before the body is read when the size is declared).',
+        }),
+        maxDurationSeconds: Type.Integer({ default: 21_600, minimum: 1, maximum: 86_400, description: 'Longest video accepted.' }),
+        concurrency: Type.Integer({ default: 1, minimum: 1, maximum: 64, description: 'Uploads transcoded at once on this node.' }),
+        directUploadExpirySeconds: Type.Integer({
+          default: 1800,
+          minimum: 60,
+          maximum: 21_600,
+          description: 'Lifetime of a direct upload URL when the request names no expiry.',
+        }),
+        directUploadMinExpirySeconds: Type.Integer({
+          default: 120,
+          minimum: 1,
+          maximum: 3600,
+          description: 'Shortest expiry a direct upload request may ask for (Cloudflare: 2 minutes).',
+        }),
+        tusExpirySeconds: Type.Integer({
+          default: 86_400,
+          minimum: 1,
+          maximum: 604_800,
+          description: 'A tus upload not finished this long after its creation is removed, with its video.',
+        }),
+        cleanupIntervalSeconds: Type.Integer({ default: 60, minimum: 1, maximum: 3600, description: 'How often expired uploads are removed.' }),
+        attempts: Type.Integer({ default: 3, minimum: 1, maximum: 20, description: 'Processing attempts before a video is marked as failed.' }),
+      },
+      closed,
+    ),
     hls: Type.Object(
       {
         segmentTargetSeconds: Type.Number({ default: 2, minimum: 0.5, maximum: 12 }),

@@ -46,6 +46,10 @@ export interface RedisKeys {
   webhookJob(orderKey: string, seq: number): string;
   /** Sorted set: playback session id → last request (ms), per live input, for the viewer count. */
   liveViewers(liveInputUid: string): string;
+  /** String: JSON of a direct upload URL (video uid, expiry, used), keyed by the SHA-256 (hex) of its token. */
+  uploadToken(tokenHash: string): string;
+  /** Sorted set: uids of videos waiting for their upload, scored by when the wait expires (ms). */
+  pendingUploads(): string;
 }
 
 export const DEFAULT_KEY_PREFIX = 'trib:';
@@ -74,5 +78,7 @@ export function createRedisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys 
     webhookFinished: (orderKey) => `${prefix}webhook_done:${orderKey}`,
     webhookJob: (orderKey, seq) => `${prefix}webhook_job:${orderKey}:${seq}`,
     liveViewers: (liveInputUid) => `${prefix}live_viewers:${liveInputUid}`,
+    uploadToken: (tokenHash) => `${prefix}upload_token:${tokenHash}`,
+    pendingUploads: () => `${prefix}pending_uploads`,
   };
 }

@@ -55,6 +55,12 @@ export const VideoRecordSchema = Type.Object({
   ),
   readyToStream: Type.Boolean(),
   recording: Type.Object({ sessions: Type.Integer({ description: 'Broadcast sessions (reconnects + 1) in this video' }) }),
+  maxDurationSeconds: Type.Optional(
+    Type.Union([Type.Integer(), Type.Null()], { description: 'Uploads: longest duration accepted for this video' }),
+  ),
+  uploadExpiry: Type.Optional(
+    Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'Uploads: when a pending upload expires' }),
+  ),
 });
 export type VideoRecord = Static<typeof VideoRecordSchema>;
 
@@ -67,6 +73,16 @@ export interface NewLiveVideo {
   allowedOrigins: string[];
   deleteRecordingAfterDays: number | null;
   sessions: number;
+}
+
+export interface NewUploadVideo {
+  meta: VideoRecord['meta'];
+  requireSignedURLs: boolean;
+  allowedOrigins: string[];
+  scheduledDeletion: string | null;
+  maxDurationSeconds: number | null;
+  /** The upload must have arrived by then, or the video is removed. */
+  uploadExpiry: Date;
 }
 
 export interface VideoPage {
@@ -93,6 +109,14 @@ redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
 redis.call('SADD', KEYS[4], ARGV[2])
 if ARGV[4] ~= '' then redis.call('ZADD', KEYS[5], ARGV[4], ARGV[2]) end
+return 1`;
+// KEYS: video, global index, pending uploads, deletion index. ARGV: json, uid, score, expiry (ms), deletion ms or ''.
+const CREATE_UPLOAD = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
+if ARGV[5] ~= '' then redis.call('ZADD', KEYS[4], ARGV[5], ARGV[2]) end
 return 1`;
 // KEYS: video, node set, deletion index. ARGV: old json, new json, uid, done (1: leaves the node's set), deletion ms or ''.
 const CAS_SET = `
@@ -165,6 +189,61 @@ export class VideoRepository {
     );
     if (ok !== 1) throw new Error(`video ${uid} exists already`);
     return record;
+  }
+
+  /** A video waiting for its upload (`pendingupload`), listed as pending until `uploadExpiry`. */
+  async createUpload(video: NewUploadVideo, uid: string = newUid()): Promise<VideoRecord> {
+    const now = this.#now();
+    const at = now.toISOString();
+    const record: VideoRecord = {
+      uid,
+      liveInput: null,
+      meta: video.meta,
+      created: at,
+      modified: at,
+      status: { state: 'pendingupload' },
+      duration: -1,
+      size: 0,
+      input: { width: -1, height: -1 },
+      renditions: [],
+      requireSignedURLs: video.requireSignedURLs,
+      allowedOrigins: video.allowedOrigins,
+      scheduledDeletion: video.scheduledDeletion,
+      readyToStream: false,
+      recording: { sessions: 0 },
+      maxDurationSeconds: video.maxDurationSeconds,
+      uploadExpiry: video.uploadExpiry.toISOString(),
+    };
+    const ok = await this.#redis.eval(
+      CREATE_UPLOAD,
+      4,
+      this.#keys.video(uid),
+      this.#keys.videoIndex(),
+      this.#keys.pendingUploads(),
+      this.#keys.videoDeletions(),
+      JSON.stringify(record),
+      uid,
+      now.getTime(),
+      video.uploadExpiry.getTime(),
+      deletionScore(record),
+    );
+    if (ok !== 1) throw new Error(`video ${uid} exists already`);
+    return record;
+  }
+
+  /** Uids whose upload wait ended before `now` (ms). */
+  async expiredUploads(now: number): Promise<string[]> {
+    return (await this.#redis.zrangebyscore(this.#keys.pendingUploads(), '-inf', now, 'LIMIT', 0, 1000)).filter(isUid);
+  }
+
+  /** The upload arrived (or the video is gone): no longer waited for. */
+  async uploadArrived(uid: string): Promise<void> {
+    await this.#redis.zrem(this.#keys.pendingUploads(), uid);
+  }
+
+  /** Empties a video's manifest (processing starts again from the source). */
+  async clearManifest(uid: string): Promise<void> {
+    await this.#redis.del(this.#keys.videoManifest(uid));
   }
 
   async get(uid: string): Promise<VideoRecord | undefined> {

@@ -1,6 +1,6 @@
 /**
- * The FFmpeg command line of one live session: FLV on stdin, one fragmented MP4 per rendition on
- * pipe:3, pipe:4, … Pure; checked against FFmpeg 5.1.
+ * The FFmpeg command line of one live session (FLV on stdin) or one uploaded file: one fragmented
+ * MP4 per rendition on pipe:3, pipe:4, … Pure; checked against FFmpeg 5.1.
  */
 import type { RenditionSpec } from './ladder.ts';
 
@@ -20,7 +20,10 @@ export interface LiveArgsOptions {
   /** Fragment (LL-HLS part) duration in seconds, e.g. 0.25. */
   partDurationSeconds: number;
   sourceAudio: 'aac' | 'other' | 'none';
-  input: 'flv-stdin';
+  /** A live session's FLV on stdin, or an uploaded file read as fast as FFmpeg can. */
+  input: 'flv-stdin' | { file: string };
+  /** Progress lines (`out_time_us=…`, `progress=end`) on stdout, for a file's completion. */
+  progress?: boolean;
   /** libx264 preset; 'veryfast' by default. */
   x264Preset?: string;
   /** Encoder threads per transcoded rendition; FFmpeg's default (auto) when omitted. */
@@ -58,13 +61,19 @@ const INPUT_ARGS = [
   '-i', 'pipe:0',
 ];
 
+/** A whole file, as fast as it decodes; `-nostdin`: nothing is ever typed at this FFmpeg. */
+function fileInputArgs(file: string): string[] {
+  return ['-hide_banner', '-loglevel', 'warning', '-nostdin', '-i', file];
+}
+
 export function buildLiveArgs(opts: LiveArgsOptions): string[] {
   if (opts.renditions.length === 0) throw new Error('buildLiveArgs: at least one rendition is required');
   if (!(opts.partDurationSeconds > 0)) throw new Error('buildLiveArgs: partDurationSeconds must be > 0');
   if (!(opts.gopSeconds > 0)) throw new Error('buildLiveArgs: gopSeconds must be > 0');
 
   const hasCopy = opts.renditions.some((r) => r.copy);
-  const args = [...INPUT_ARGS];
+  const args = opts.input === 'flv-stdin' ? [...INPUT_ARGS] : fileInputArgs(opts.input.file);
+  if (opts.progress) args.splice(1, 0, '-progress', 'pipe:1', '-nostats');
   opts.renditions.forEach((rendition, index) => {
     args.push(...mapArgs(opts));
     args.push(...(rendition.copy ? copyVideoArgs() : encodeVideoArgs(rendition, opts, hasCopy)));

@@ -25,6 +25,8 @@ export interface FfmpegProcessOptions {
   eofGraceMs?: number;
   /** After SIGTERM, how long before SIGKILL (default 3 s). */
   killGraceMs?: number;
+  /** FFmpeg's stdout, as text (`-progress pipe:1`); ignored when absent. */
+  onStdout?: (text: string) => void;
 }
 
 export type FfmpegProcessEvents = {
@@ -37,7 +39,7 @@ const STDERR_TAIL_LINES = 20;
 const STDERR_MAX_LINE = 1000;
 
 export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
-  readonly #opts: Required<Omit<FfmpegProcessOptions, 'logger'>> & { logger: Logger };
+  readonly #opts: Required<Omit<FfmpegProcessOptions, 'logger' | 'onStdout'>> & Pick<FfmpegProcessOptions, 'logger' | 'onStdout'>;
   #child: ChildProcess | undefined;
   #started: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
@@ -81,9 +83,11 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
     const { ffmpegPath, args, outputs, logger, startTimeoutMs } = this.#opts;
     const ready = deferred<void>();
     const child = spawn(ffmpegPath, args, {
-      stdio: ['pipe', 'ignore', 'pipe', ...Array.from({ length: outputs }, () => 'pipe' as const)],
+      stdio: ['pipe', this.#opts.onStdout ? 'pipe' : 'ignore', 'pipe', ...Array.from({ length: outputs }, () => 'pipe' as const)],
     });
     this.#child = child;
+    const onStdout = this.#opts.onStdout;
+    if (onStdout) child.stdout?.setEncoding('utf8').on('data', (text: string) => onStdout(text));
 
     child.on('error', (err) => {
       // Spawn failures (ENOENT, EACCES) arrive here, followed by 'close'; kill failures too.

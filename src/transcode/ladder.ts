@@ -49,6 +49,11 @@ export interface ChooseLadderOptions {
   includeSource: boolean;
   /** Upper bound on the number of renditions, the source included. */
   maxRenditions?: number;
+  /**
+   * Also produce the rung at the source's own height. For a source that cannot be copied (an
+   * upload in a codec players lack), the top rung then stands in for the copy.
+   */
+  rungAtSourceHeight?: boolean;
 }
 
 /**
@@ -84,7 +89,9 @@ export function chooseLadder(
       ? Math.max(sourceWidth, sourceHeight) / Math.min(sourceWidth, sourceHeight)
       : DEFAULT_ASPECT;
   const fits = (rung: LadderRung): boolean =>
-    shortSide === undefined ? rung.height <= UNKNOWN_SOURCE_MAX_HEIGHT : rung.height < shortSide;
+    shortSide === undefined
+      ? rung.height <= UNKNOWN_SOURCE_MAX_HEIGHT
+      : rung.height < shortSide || (opts.rungAtSourceHeight === true && rung.height === shortSide);
 
   const chosen = [...rungs]
     .filter((rung) => rung.height > 0 && fits(rung))
