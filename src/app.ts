@@ -12,6 +12,8 @@ import { createRedisKeys } from './state/keys.ts';
 import { LiveInputRepository } from './state/live-input-repo.ts';
 import { ApiKeyStore } from './state/api-key-store.ts';
 import { RtmpServer } from './ingest/rtmp/rtmp-server.ts';
+import { WhipIngest } from './ingest/whip/whip-ingest.ts';
+import { whipRoutes } from './ingest/whip/whip-routes.ts';
 import { SessionRegistry, type LiveInputDirectory } from './live/session-registry.ts';
 import { originPlugin } from './origin/origin-plugin.ts';
 import { apiPlugin } from './api/api-plugin.ts';
@@ -74,6 +76,7 @@ export class App {
   readonly events: EventBus;
   #http: FastifyInstance[] = [];
   #rtmp: RtmpServer | undefined;
+  #whip: WhipIngest | undefined;
   #sessions: SessionRegistry | undefined;
   #tokens: TokenVerifier | undefined;
   #store: ObjectStore | undefined;
@@ -226,6 +229,36 @@ export class App {
       },
     });
 
+    // WHIP: one werift peer and one bridge FFmpeg per publisher; its media joins the same sessions.
+    const w = config.whip;
+    const whip = w.enabled
+      ? new WhipIngest({
+          handler: this.#sessions,
+          logger: log.child({ component: 'whip' }),
+          maxPendingPerAddress: w.maxPendingPerAddress,
+          maxSessions: w.maxSessions,
+          authFailureDelayMs: w.authFailureDelayMs,
+          session: {
+            network: {
+              portMin: w.udpPortMin,
+              portMax: w.udpPortMax,
+              ipv4: w.ipv4,
+              ipv6: w.ipv6,
+              publicIps: w.publicIps,
+              additionalHostAddresses: w.additionalHostAddresses,
+            },
+            ffmpegPath: config.ffmpeg.path,
+            maxRestarts: config.ffmpeg.maxRestarts,
+            gopSeconds: config.transcode.gopSeconds,
+            x264Preset: config.transcode.x264Preset,
+            connectTimeoutMs: w.connectTimeoutMs,
+            consentTimeoutMs: w.consentTimeoutMs,
+            keyframeIntervalMs: w.keyframeIntervalMs,
+          },
+        })
+      : undefined;
+    this.#whip = whip;
+
     // The API hands out public URLs that carry the real ports: filled in once everything listens.
     const publicUrls = { rtmp: '', webRTC: '', playbackBase: '' };
     const sessions = this.#sessions;
@@ -263,6 +296,7 @@ export class App {
         },
       });
       await http.register(originPlugin, { live: sessions, guard, vod });
+      if (whip) await http.register(whipRoutes, { ingest: whip, allowedOrigins: w.allowedOrigins, maxSdpBytes: w.maxSdpBytes });
     };
 
     let rtmpPort: number | undefined;
@@ -346,6 +380,7 @@ export class App {
         }
       };
       await step('rtmp', () => this.#rtmp?.close());
+      await step('whip', () => this.#whip?.close());
       await step('sessions', () => this.#sessions?.close());
       await step('http', () => Promise.all(this.#http.map((h) => h.close())));
       // Uploads not finished stay in the spool for the next start; so do unfinished finalizations.

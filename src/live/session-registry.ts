@@ -84,6 +84,9 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
     if (this.#closing) throw new IngestRefusal('SHUTTING_DOWN', 'server is shutting down');
     const input = await this.#opts.directory.findByStreamKey(request.streamKey);
     if (!input) throw new IngestRefusal('STREAM_KEY_UNKNOWN', 'unknown stream key');
+    if (request.liveInputUid !== undefined && request.liveInputUid !== input.uid) {
+      throw new IngestRefusal('STREAM_KEY_UNKNOWN', 'the stream key belongs to another live input');
+    }
     if (!input.enabled) throw new IngestRefusal('LIVE_INPUT_DISABLED', 'live input is disabled', input.uid);
     const current = this.#sessions.get(input.uid);
     if (current && current.state !== 'ended') {
