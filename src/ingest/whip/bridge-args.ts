@@ -63,7 +63,7 @@ export function bridgeArgs(o: BridgeArgsOptions): string[] {
     '-protocol_whitelist', 'file,udp,rtp',
     '-reorder_queue_size', String(REORDER_QUEUE_PACKETS),
     '-max_delay', String(REORDER_MAX_DELAY_US),
-    '-analyzeduration', '1000000', '-probesize', '1000000',
+    '-analyzeduration', '2000000', '-probesize', '2000000',
     '-fflags', '+genpts',
     '-i', o.sdpPath,
     '-map', '0:v:0', ...video,

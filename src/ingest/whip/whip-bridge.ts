@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { backoffDelay } from '../../lib/backoff.ts';
@@ -21,8 +21,10 @@ export interface WhipBridgeOptions {
   /** Crashes tolerated in a minute before the bridge gives up. */
   maxRestarts: number;
   onTag: (tag: FlvTag) => void;
-  /** A new FFmpeg is running (after a crash): the sender must start again at a keyframe. */
-  onRestart: () => void;
+  /** FFmpeg listens on its ports (first start or after a crash): send from a keyframe on. */
+  onReady: (restarted: boolean) => void;
+  /** FFmpeg exited: what is sent until the next `onReady` is lost. */
+  onExit: () => void;
   onFailed: (error: Error) => void;
 }
 
@@ -46,6 +48,7 @@ export class WhipBridge {
   #crashes: number[] = [];
   readonly #rebaser = new TimestampRebaser();
   #stderr: string[] = [];
+  #spawns = 0;
 
   constructor(opts: WhipBridgeOptions) {
     this.#opts = opts;
@@ -91,6 +94,7 @@ export class WhipBridge {
       x264Preset: this.#opts.x264Preset,
     });
     const child = spawn(this.#opts.ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.#spawns += 1;
     this.#child = child;
     this.#rebaser.newSource();
     const reader = new FlvStreamReader();
@@ -118,11 +122,32 @@ export class WhipBridge {
     child.on('error', (err) => this.#opts.logger.warn({ err }, 'bridge ffmpeg error'));
     child.on('close', (code, signal) => this.#onExit(child, code, signal));
     this.#opts.logger.debug({ pid: child.pid }, 'bridge ffmpeg started');
+    void this.#whenListening(child);
+  }
+
+  /** Waits until FFmpeg has bound every RTP/RTCP port (a loaded host can take seconds to start it). */
+  async #whenListening(child: ChildProcess): Promise<void> {
+    const ports = [this.#ports.video, this.#ports.video + 1];
+    if (this.#ports.audio) ports.push(this.#ports.audio, this.#ports.audio + 1);
+    const deadline = Date.now() + 30_000;
+    while (this.#child === child && !this.#closing && Date.now() < deadline) {
+      const bound = await boundLocalUdpPorts();
+      if (bound === undefined) {
+        // Not Linux: no way to look; give FFmpeg a moment.
+        await sleep(500);
+        break;
+      }
+      if (ports.every((p) => bound.has(p))) break;
+      await sleep(25);
+    }
+    if (this.#child !== child || this.#closing) return;
+    this.#opts.onReady(this.#spawns > 1);
   }
 
   #onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (this.#child !== child || this.#closing) return;
     this.#child = undefined;
+    this.#opts.onExit();
     const now = Date.now();
     this.#crashes = this.#crashes.filter((t) => now - t < 60_000);
     this.#crashes.push(now);
@@ -137,7 +162,6 @@ export class WhipBridge {
       this.#restartTimer = undefined;
       if (this.#closing) return;
       this.#spawn();
-      this.#opts.onRestart();
     }, wait);
   }
 
@@ -189,4 +213,25 @@ function bindUdp(port: number): Promise<dgram.Socket> {
     });
     s.bind(port, '127.0.0.1', () => resolve(s));
   });
+}
+
+/** Local UDP ports bound on this host (Linux /proc), or undefined where that cannot be read. */
+async function boundLocalUdpPorts(): Promise<Set<number> | undefined> {
+  let text: string;
+  try {
+    text = await readFile('/proc/net/udp', 'latin1');
+  } catch {
+    return undefined;
+  }
+  const ports = new Set<number>();
+  for (const line of text.split('\n').slice(1)) {
+    const local = line.trim().split(/\s+/)[1];
+    const hex = local?.split(':')[1];
+    if (hex) ports.add(Number.parseInt(hex, 16));
+  }
+  return ports;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -83,6 +83,8 @@ export class WhipSession {
   #videoSsrc: number | undefined;
   /** Video is forwarded from a keyframe on; audio once video flows. Reset on bridge restart. */
   #videoFlowing = false;
+  /** The bridge FFmpeg has bound its ports: what is sent now is not lost. */
+  #bridgeReady = false;
   #lastKeyframeAt: number | undefined;
   #lastPliAt = 0;
   #closing: Promise<void> | undefined;
@@ -144,9 +146,14 @@ export class WhipSession {
       onTag: (tag) => {
         if (this.#state !== 'closed') opts.publish.pushFlvTag(tag);
       },
-      onRestart: () => {
+      onReady: (restarted) => {
+        // A new FFmpeg knows nothing yet: start it at a keyframe, asked for now.
+        this.#bridgeReady = true;
         this.#videoFlowing = false;
-        this.#requestKeyframe('bridge restarted');
+        this.#requestKeyframe(restarted ? 'bridge restarted' : 'bridge ready');
+      },
+      onExit: () => {
+        this.#bridgeReady = false;
       },
       onFailed: (error) => {
         this.#log.error({ err: error }, 'whip bridge failed for good');
@@ -215,6 +222,7 @@ export class WhipSession {
   #onRtp(kind: 'video' | 'audio', rtp: RtpPacket): void {
     if (this.#state === 'closed') return;
     this.#lastActivity = Date.now();
+    if (!this.#bridgeReady) return;
     // Padding-only packets (bandwidth probes) carry no media.
     if (rtp.payload.length === 0) return;
     if (kind === 'video') {
