@@ -26,6 +26,8 @@ export interface WeriftPublisherOptions {
   fps?: number;
   /** Keyframe interval in frames; large values rely on the server's PLI. */
   gop?: number;
+  /** Outgoing packets werift drops at random (after numbering, so the server sees the loss). */
+  packetLossPercent?: number;
 }
 
 /**
@@ -40,6 +42,7 @@ export async function publishWithWerift(opts: WeriftPublisherOptions): Promise<W
       audio: [useOPUS({ payloadType: 111 })],
     },
     iceUseIpv6: false,
+    ...(opts.packetLossPercent ? { debug: { outboundPacketLoss: opts.packetLossPercent } } : {}),
   });
   const video = new MediaStreamTrack({ kind: 'video' });
   const audio = new MediaStreamTrack({ kind: 'audio' });
