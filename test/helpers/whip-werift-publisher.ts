@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI, useOPUS } from 'werift';
 import { FFMPEG } from './ffmpeg-publish.ts';
+import { mulberry32 } from './prng.ts';
 
 /** The H.264 High-profile offer OBS 30+ sends (profile-level-id 64001f/640028, packetization-mode 1). */
 export const OBS_H264_FMTP = 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640028';
@@ -12,6 +13,8 @@ export interface WeriftPublisher {
   location: string;
   /** Keyframe requests (PLI) received from the server so far. */
   plis: number;
+  /** Packets dropped by `packetLossPercent`. */
+  dropped: number;
   ffmpeg: ChildProcess;
   /** Sends DELETE, closes the peer and stops FFmpeg. */
   stop(sendDelete?: boolean): Promise<void>;
@@ -26,7 +29,10 @@ export interface WeriftPublisherOptions {
   fps?: number;
   /** Keyframe interval in frames; large values rely on the server's PLI. */
   gop?: number;
-  /** Outgoing packets werift drops at random (after numbering, so the server sees the loss). */
+  /**
+   * Media packets lost on the way, at random (seeded): taken out after FFmpeg numbered them, so
+   * the server sees the gaps. (werift's own debug.outboundPacketLoss drops 100 − n %, not n %.)
+   */
   packetLossPercent?: number;
 }
 
@@ -42,13 +48,12 @@ export async function publishWithWerift(opts: WeriftPublisherOptions): Promise<W
       audio: [useOPUS({ payloadType: 111 })],
     },
     iceUseIpv6: false,
-    ...(opts.packetLossPercent ? { debug: { outboundPacketLoss: opts.packetLossPercent } } : {}),
   });
   const video = new MediaStreamTrack({ kind: 'video' });
   const audio = new MediaStreamTrack({ kind: 'audio' });
   const videoTx = pc.addTransceiver(video, { direction: 'sendonly' });
   pc.addTransceiver(audio, { direction: 'sendonly' });
-  const publisher: WeriftPublisher = { pc, location: '', plis: 0, ffmpeg: undefined as unknown as ChildProcess, stop: async () => {} };
+  const publisher: WeriftPublisher = { pc, location: '', plis: 0, dropped: 0, ffmpeg: undefined as unknown as ChildProcess, stop: async () => {} };
   videoTx.sender.onPictureLossIndication.subscribe(() => {
     publisher.plis++;
   });
@@ -56,8 +61,16 @@ export async function publishWithWerift(opts: WeriftPublisherOptions): Promise<W
   const videoSock = dgram.createSocket('udp4');
   const audioSock = dgram.createSocket('udp4');
   await Promise.all([videoSock, audioSock].map((s) => new Promise<void>((r) => s.bind(0, '127.0.0.1', r))));
-  videoSock.on('message', (m) => video.writeRtp(m));
-  audioSock.on('message', (m) => audio.writeRtp(m));
+  const random = mulberry32(7);
+  const lossy = (track: MediaStreamTrack) => (m: Buffer) => {
+    if (opts.packetLossPercent && random() * 100 < opts.packetLossPercent) {
+      publisher.dropped++;
+      return;
+    }
+    track.writeRtp(m);
+  };
+  videoSock.on('message', lossy(video));
+  audioSock.on('message', lossy(audio));
 
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);

@@ -12,16 +12,25 @@ export function isKeyframeStart(codec: VideoCodecName, payload: Uint8Array): boo
   return vp9IsKeyframe(payload);
 }
 
+/**
+ * Whether FFmpeg can start decoding at this packet: for H.264 it must carry the SPS (a keyframe
+ * whose parameter sets were lost cannot be decoded); for VP8/VP9 any keyframe start.
+ */
+export function isDecoderStart(codec: VideoCodecName, payload: Uint8Array): boolean {
+  if (codec !== 'h264') return isKeyframeStart(codec, payload);
+  return h264HasKeyNal(payload, (type) => type === NAL_SPS);
+}
+
 const NAL_IDR = 5;
 const NAL_SPS = 7;
 const NAL_STAP_A = 24;
 const NAL_FU_A = 28;
 
-function isKeyNal(type: number): boolean {
+function isKeyOrSps(type: number): boolean {
   return type === NAL_IDR || type === NAL_SPS;
 }
 
-function h264HasKeyNal(p: Uint8Array): boolean {
+function h264HasKeyNal(p: Uint8Array, isKeyNal: (type: number) => boolean = isKeyOrSps): boolean {
   const first = p[0];
   if (first === undefined) return false;
   const type = first & 0x1f;

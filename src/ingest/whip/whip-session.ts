@@ -13,7 +13,7 @@ import {
 import type { PublishEndReason, PublishSession, TerminateReason } from '../../live/ingest-contract.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { BRIDGE_AUDIO_PT, BRIDGE_VIDEO_PT } from './bridge-args.ts';
-import { isKeyframeStart } from './rtp-keyframe.ts';
+import { isDecoderStart, isKeyframeStart } from './rtp-keyframe.ts';
 import { announcePublicAddresses } from './candidates.ts';
 import { WhipBridge } from './whip-bridge.ts';
 import type { OfferChoice } from './whip-offer.ts';
@@ -236,7 +236,7 @@ export class WhipSession {
         }
       }
       if (!this.#videoFlowing) {
-        if (!key) return;
+        if (!key || !isDecoderStart(this.#opts.choice.video.codec, rtp.payload)) return;
         this.#videoFlowing = true;
       }
     } else if (!this.#videoFlowing) {

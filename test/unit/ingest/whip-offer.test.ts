@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { analyzeOffer, fmtpValue, fragmentUfrag } from '../../../src/ingest/whip/whip-offer.ts';
-import { isKeyframeStart } from '../../../src/ingest/whip/rtp-keyframe.ts';
+import { isDecoderStart, isKeyframeStart } from '../../../src/ingest/whip/rtp-keyframe.ts';
 import { announcePublicAddresses } from '../../../src/ingest/whip/candidates.ts';
 import { TimestampRebaser } from '../../../src/ingest/whip/timestamp-rebaser.ts';
 import { bridgeArgs, bridgeSdp } from '../../../src/ingest/whip/bridge-args.ts';
@@ -78,6 +78,12 @@ describe('isKeyframeStart', () => {
     expect(isKeyframeStart('h264', hex('61e0004000'))).toBe(false);
     expect(isKeyframeStart('h264', hex('780002'))).toBe(false); // truncated STAP-A
     expect(isKeyframeStart('h264', hex(''))).toBe(false);
+    // Decoding can start only where the SPS is.
+    expect(isDecoderStart('h264', hex('780012' + '6742c0' + '00'.repeat(15) + '0004' + '68ce3c80'))).toBe(true);
+    expect(isDecoderStart('h264', hex('6764001f'))).toBe(true);
+    expect(isDecoderStart('h264', hex('65888400'))).toBe(false);
+    expect(isDecoderStart('h264', hex('7c85b80004'))).toBe(false);
+    expect(isDecoderStart('vp8', hex('10' + '5042009d012a'))).toBe(true);
   });
   it('VP8: start of partition 0 with P clear, after any extension fields', () => {
     expect(isKeyframeStart('vp8', hex('10' + '5042009d012a'))).toBe(true); // frame tag P=0, then the start code
