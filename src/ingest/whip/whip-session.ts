@@ -91,6 +91,7 @@ export class WhipSession {
   /** Milestones for the log (and the benchmark). */
   connectedAt: number | undefined;
   firstKeyframeAt: number | undefined;
+  firstTagAt: number | undefined;
 
   constructor(opts: WhipSessionOptions) {
     this.#opts = opts;
@@ -144,11 +145,17 @@ export class WhipSession {
       maxRestarts: settings.maxRestarts,
       logger: this.#log,
       onTag: (tag) => {
-        if (this.#state !== 'closed') opts.publish.pushFlvTag(tag);
+        if (this.#state === 'closed') return;
+        if (this.firstTagAt === undefined) {
+          this.firstTagAt = Date.now();
+          this.#log.info({ ms: this.firstTagAt - this.createdAt, sinceKeyframeMs: this.firstTagAt - (this.firstKeyframeAt ?? this.firstTagAt) }, 'whip bridge output started');
+        }
+        opts.publish.pushFlvTag(tag);
       },
       onReady: (restarted) => {
         // A new FFmpeg knows nothing yet: start it at a keyframe, asked for now.
         this.#bridgeReady = true;
+        this.#log.info({ ms: Date.now() - this.createdAt, restarted }, 'whip bridge ready');
         this.#videoFlowing = false;
         this.#requestKeyframe(restarted ? 'bridge restarted' : 'bridge ready');
       },
