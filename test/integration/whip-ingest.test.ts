@@ -169,6 +169,7 @@ describe('WHIP ingest: an OBS-like publisher, faults and bad input', () => {
     expect(pendingA.headers.get('location')).toMatch(new RegExp(`^/whip/${inputs[0]!.uid}/sessions/[0-9a-f]{32}$`));
     const answer = await pendingA.text();
     expect(answer).toContain('a=ice-lite');
+    expect(answer).toContain('a=setup:passive');
     expect(answer).toMatch(/a=candidate:\S+ 1 udp \d+ \S+ \d+ typ host/);
     expect((await post(`${server.httpUrl}/whip/${inputs[1]!.uid}`, offer, { authorization: `Bearer ${inputs[1]!.streamKey}` })).status).toBe(201);
     await refused(await post(`${server.httpUrl}/whip/${inputs[2]!.uid}`, offer, { authorization: `Bearer ${inputs[2]!.streamKey}` }), 429, 'WHIP_TOO_MANY_PENDING');

@@ -199,6 +199,9 @@ export class WhipSession {
     this.#timer = setInterval(() => this.#tick(), TICK_MS);
     await this.#bridge.start();
     await pc.setRemoteDescription({ type: 'offer', sdp: this.#opts.offer });
+    // DTLS server (a=setup:passive), as ICE-lite servers are: the publisher, which runs the ICE
+    // checks, also starts the handshake once it is ready (a ClientHello from us could beat it).
+    for (const dtls of pc.dtlsTransports) dtls.role = 'server';
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
     await this.#gathered();

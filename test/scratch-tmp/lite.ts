@@ -1,0 +1,17 @@
+import { RTCPeerConnection, MediaStreamTrack, useOPUS, useH264 } from 'werift';
+const lite = process.argv[2] === 'lite';
+const server = new RTCPeerConnection({ iceLite: lite, iceUseIpv6: false, codecs: { audio: [useOPUS()], video: [useH264()] } });
+const client = new RTCPeerConnection({ iceUseIpv6: false, codecs: { audio: [useOPUS()], video: [useH264()] } });
+client.addTransceiver(new MediaStreamTrack({ kind: 'audio' }), { direction: 'sendonly' });
+const offer = await client.createOffer(); await client.setLocalDescription(offer);
+await new Promise<void>((r) => { if (client.iceGatheringState === 'complete') r(); client.iceGatheringStateChange.subscribe((s) => s === 'complete' && r()); });
+await server.setRemoteDescription(client.localDescription!);
+const ans = await server.createAnswer(); await server.setLocalDescription(ans);
+await new Promise<void>((r) => { if (server.iceGatheringState === 'complete') r(); server.iceGatheringStateChange.subscribe((s) => s === 'complete' && r()); });
+console.log(server.localDescription!.sdp.split('\r\n').filter((l) => /candidate|lite|setup/.test(l)).join('\n'));
+console.log(client.localDescription!.sdp.split('\r\n').filter((l) => /candidate|lite|setup/.test(l)).join('\n'));
+server.connectionStateChange.subscribe((s) => console.log('server', s));
+client.connectionStateChange.subscribe((s) => console.log('client', s));
+await client.setRemoteDescription(server.localDescription!);
+await new Promise((r) => setTimeout(r, 6000));
+await client.close(); await server.close();
