@@ -17,6 +17,8 @@ import { ApiKeyStore } from './state/api-key-store.ts';
 import { RtmpServer } from './ingest/rtmp/rtmp-server.ts';
 import { SrtServer } from './ingest/srt/srt-server.ts';
 import { CertificateWatcher, readCertificatePair } from './ingest/rtmp/certificate-watcher.ts';
+import { WhipIngest } from './ingest/whip/whip-ingest.ts';
+import { whipRoutes } from './ingest/whip/whip-routes.ts';
 import { SessionRegistry, type LiveInputDirectory } from './live/session-registry.ts';
 import { originPlugin } from './origin/origin-plugin.ts';
 import { apiPlugin, type PublicUrls } from './api/api-plugin.ts';
@@ -112,6 +114,7 @@ export class App {
   #rtmps: RtmpServer | undefined;
   #rtmpsCertificate: CertificateWatcher | undefined;
   #srt: SrtServer | undefined;
+  #whip: WhipIngest | undefined;
   #sessions: SessionRegistry | undefined;
   #simulcast: SimulcastManager | undefined;
   #tokens: TokenVerifier | undefined;
@@ -474,6 +477,36 @@ export class App {
       },
     });
 
+    // WHIP: one werift peer and one bridge FFmpeg per publisher; its media joins the same sessions.
+    const w = config.whip;
+    const whip = w.enabled
+      ? new WhipIngest({
+          handler: this.#sessions,
+          logger: log.child({ component: 'whip' }),
+          maxPendingPerAddress: w.maxPendingPerAddress,
+          maxSessions: w.maxSessions,
+          authFailureDelayMs: w.authFailureDelayMs,
+          session: {
+            network: {
+              portMin: w.udpPortMin,
+              portMax: w.udpPortMax,
+              ipv4: w.ipv4,
+              ipv6: w.ipv6,
+              publicIps: w.publicIps,
+              additionalHostAddresses: w.additionalHostAddresses,
+            },
+            ffmpegPath: config.ffmpeg.path,
+            maxRestarts: config.ffmpeg.maxRestarts,
+            gopSeconds: config.transcode.gopSeconds,
+            x264Preset: config.transcode.x264Preset,
+            connectTimeoutMs: w.connectTimeoutMs,
+            consentTimeoutMs: w.consentTimeoutMs,
+            keyframeIntervalMs: w.keyframeIntervalMs,
+          },
+        })
+      : undefined;
+    this.#whip = whip;
+
     const sessions = this.#sessions;
     metrics?.observeLive(sessions);
     const metricsOnMainListeners = metrics !== undefined && config.metrics.port < 0;
@@ -543,6 +576,7 @@ export class App {
         },
       });
       await http.register(consolePlugin);
+      if (whip) await http.register(whipRoutes, { ingest: whip, allowedOrigins: w.allowedOrigins, maxSdpBytes: w.maxSdpBytes });
     };
 
     let rtmpPort: number | undefined;
@@ -728,6 +762,7 @@ export class App {
       await step('rtmp', () => this.#rtmp?.close());
       await step('rtmps', () => Promise.all([this.#rtmpsCertificate?.close(), this.#rtmps?.close()]));
       await step('srt', () => this.#srt?.close());
+      await step('whip', () => this.#whip?.close());
       await step('sessions', () => this.#sessions?.close());
       await step('simulcast', () => this.#simulcast?.close());
       await step('http', () => Promise.all(this.#http.map((h) => h.close())));

@@ -38,6 +38,18 @@ export const API_ERRORS = {
   UPLOAD_URL_EXPIRED: { status: 410, message: 'This upload URL has expired' },
   UPLOAD_URL_USED: { status: 409, message: 'This upload URL has been used already; each one takes one upload' },
   VIDEO_NOT_PENDING: { status: 409, message: 'The video is not waiting for an upload' },
+  // Ingest (WHIP): refusals of a publisher.
+  WHIP_SDP_INVALID: { status: 400, message: 'The SDP offer is not valid' },
+  WHIP_CODECS_UNSUPPORTED: { status: 406, message: 'No codec in the offer is supported' },
+  STREAM_KEY_INVALID: { status: 401, message: 'The stream key is not valid for this live input' },
+  LIVE_INPUT_DISABLED: { status: 403, message: 'The live input is disabled' },
+  LIVE_INPUT_BUSY: { status: 409, message: 'The live input already has a publisher' },
+  WHIP_TOO_MANY_PENDING: { status: 429, message: 'Too many sessions are still connecting' },
+  WHIP_SESSION_NOT_FOUND: { status: 404, message: 'No such WHIP session' },
+  WHIP_ETAG_MISMATCH: { status: 412, message: 'If-Match does not match the session' },
+  WHIP_ICE_RESTART_UNSUPPORTED: { status: 422, message: 'ICE restarts are not supported' },
+  NODE_AT_CAPACITY: { status: 503, message: 'The server is at capacity' },
+  SHUTTING_DOWN: { status: 503, message: 'The server is shutting down' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;
@@ -111,6 +123,10 @@ export function formatValidation(context: string | undefined, issues: readonly V
   return parts.length ? parts.join('; ') : `${where} is not valid`;
 }
 
+function isTableCode(code: unknown): code is ApiErrorCode {
+  return typeof code === 'string' && Object.hasOwn(API_ERRORS, code) && code !== 'INTERNAL';
+}
+
 function isStateUnavailable(err: Error): boolean {
   return (
     err.name === 'MaxRetriesPerRequestError' ||
@@ -128,6 +144,9 @@ export function handleError(err: FastifyError | Error, request: FastifyRequest, 
     apiErr = new ApiError('VALIDATION_FAILED', formatValidation(fe.validationContext, fe.validation));
   } else if (err instanceof LiveInputInvalidError || err instanceof OutputInvalidError || err instanceof InvalidCursorError) {
     apiErr = new ApiError('VALIDATION_FAILED', err.message);
+  } else if (isTableCode(fe.code)) {
+    // Errors of other modules (ingest) carry a code of this table and say what went wrong.
+    apiErr = new ApiError(fe.code, err.message);
   } else if (fe.code && FASTIFY_CODES[fe.code]) {
     apiErr = new ApiError(FASTIFY_CODES[fe.code] as ApiErrorCode);
   } else if (fe.statusCode === 404) {

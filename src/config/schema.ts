@@ -81,6 +81,34 @@ export const ConfigSchema = Type.Object(
       },
       closed,
     ),
+    whip: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: 'WHIP ingest at POST /whip/<uid>.' }),
+        udpPortMin: Type.Integer({ default: 0, minimum: 0, maximum: 65535, description: 'ICE UDP port range; 0/0: any port.' }),
+        udpPortMax: Type.Integer({ default: 0, minimum: 0, maximum: 65535 }),
+        ipv4: Type.Boolean({ default: true }),
+        ipv6: Type.Boolean({ default: true }),
+        publicIps: Type.Array(Type.String({ minLength: 2, maxLength: 64 }), {
+          default: [],
+          maxItems: 16,
+          description: 'Announced as extra host candidates with the same ports (server behind 1:1 NAT).',
+        }),
+        additionalHostAddresses: Type.Array(Type.String({ minLength: 2, maxLength: 64 }), {
+          default: [],
+          maxItems: 16,
+          description: 'Local addresses to gather on that are skipped by default (loopback, tunnels).',
+        }),
+        connectTimeoutMs: Type.Integer({ default: 15_000, minimum: 1000, maximum: 120_000 }),
+        consentTimeoutMs: Type.Integer({ default: 10_000, minimum: 1000, maximum: 120_000 }),
+        keyframeIntervalMs: Type.Integer({ default: 2000, minimum: 500, maximum: 60_000 }),
+        allowedOrigins: Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { default: ['*'], maxItems: 256 }),
+        maxPendingPerAddress: Type.Integer({ default: 4, minimum: 1, maximum: 1000 }),
+        maxSessions: Type.Integer({ default: 100, minimum: 1, maximum: 10_000 }),
+        authFailureDelayMs: Type.Integer({ default: 1000, minimum: 0, maximum: 30_000 }),
+        maxSdpBytes: Type.Integer({ default: 32_768, minimum: 1024, maximum: 1_048_576 }),
+      },
+      closed,
+    ),
     redis: Type.Object(
       {
         url: Type.String({ default: '', description: 'External Redis. Empty: start an embedded redis-server.' }),

@@ -49,6 +49,8 @@ export interface PublishRequest {
   streamKey: string;
   /** Peer address, for logs and rate limits. */
   remoteAddress: string;
+  /** When the publisher named its live input (WHIP URL), the key must belong to that input. */
+  liveInputUid?: string;
 }
 
 /** Implemented by `live/`: authenticates a publisher and opens its session. */

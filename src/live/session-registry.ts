@@ -125,6 +125,9 @@ export class SessionRegistry implements IngestHandler, LivePlayback {
       }
       throw new IngestRefusal('STREAM_KEY_UNKNOWN', 'unknown stream key');
     }
+    if (request.liveInputUid !== undefined && request.liveInputUid !== input.uid) {
+      throw new IngestRefusal('STREAM_KEY_UNKNOWN', 'the stream key belongs to another live input');
+    }
     if (!input.enabled) {
       this.#setState(input.uid, 'failed_to_connect', 'live_input_disabled');
       throw new IngestRefusal('LIVE_INPUT_DISABLED', 'live input is disabled', input.uid);

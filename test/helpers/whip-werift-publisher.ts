@@ -1,0 +1,119 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI, useOPUS } from 'werift';
+import { FFMPEG } from './ffmpeg-publish.ts';
+import { mulberry32 } from './prng.ts';
+
+/** The H.264 High-profile offer OBS 30+ sends (profile-level-id 64001f/640028, packetization-mode 1). */
+export const OBS_H264_FMTP = 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640028';
+
+export interface WeriftPublisher {
+  pc: RTCPeerConnection;
+  /** The session resource (absolute URL) from the 201's Location. */
+  location: string;
+  /** Keyframe requests (PLI) received from the server so far. */
+  plis: number;
+  /** Packets dropped by `packetLossPercent`. */
+  dropped: number;
+  ffmpeg: ChildProcess;
+  /** Sends DELETE, closes the peer and stops FFmpeg. */
+  stop(sendDelete?: boolean): Promise<void>;
+}
+
+export interface WeriftPublisherOptions {
+  /** The WHIP endpoint (`webRTC.url`). */
+  url: string;
+  streamKey: string;
+  width?: number;
+  height?: number;
+  fps?: number;
+  /** Keyframe interval in frames; large values rely on the server's PLI. */
+  gop?: number;
+  /**
+   * Media packets lost on the way, at random (seeded): taken out after FFmpeg numbered them, so
+   * the server sees the gaps. (werift's own debug.outboundPacketLoss drops 100 − n %, not n %.)
+   */
+  packetLossPercent?: number;
+}
+
+/**
+ * A non-browser WHIP publisher like OBS: a werift peer offering H.264 High profile and Opus, fed
+ * by FFmpeg RTP (libx264 High, no B-frames as OBS's WHIP output does; libopus).
+ */
+export async function publishWithWerift(opts: WeriftPublisherOptions): Promise<WeriftPublisher> {
+  const { width = 1280, height = 720, fps = 30, gop = 60 } = opts;
+  const pc = new RTCPeerConnection({
+    codecs: {
+      video: [new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, payloadType: 102, rtcpFeedback: [useNACK(), usePLI()], parameters: OBS_H264_FMTP })],
+      audio: [useOPUS({ payloadType: 111 })],
+    },
+    iceUseIpv6: false,
+  });
+  const video = new MediaStreamTrack({ kind: 'video' });
+  const audio = new MediaStreamTrack({ kind: 'audio' });
+  const videoTx = pc.addTransceiver(video, { direction: 'sendonly' });
+  pc.addTransceiver(audio, { direction: 'sendonly' });
+  const publisher: WeriftPublisher = { pc, location: '', plis: 0, dropped: 0, ffmpeg: undefined as unknown as ChildProcess, stop: async () => {} };
+  videoTx.sender.onPictureLossIndication.subscribe(() => {
+    publisher.plis++;
+  });
+
+  const videoSock = dgram.createSocket('udp4');
+  const audioSock = dgram.createSocket('udp4');
+  await Promise.all([videoSock, audioSock].map((s) => new Promise<void>((r) => s.bind(0, '127.0.0.1', r))));
+  const random = mulberry32(7);
+  const lossy = (track: MediaStreamTrack) => (m: Buffer) => {
+    if (opts.packetLossPercent && random() * 100 < opts.packetLossPercent) {
+      publisher.dropped++;
+      return;
+    }
+    track.writeRtp(m);
+  };
+  videoSock.on('message', lossy(video));
+  audioSock.on('message', lossy(audio));
+
+  const offer = await pc.createOffer();
+  await pc.setLocalDescription(offer);
+  await new Promise<void>((resolve) => {
+    if (pc.iceGatheringState === 'complete') return resolve();
+    pc.iceGatheringStateChange.subscribe((s) => s === 'complete' && resolve());
+  });
+  const res = await fetch(opts.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/sdp', authorization: `Bearer ${opts.streamKey}` },
+    body: pc.localDescription!.sdp,
+  });
+  const answer = await res.text();
+  if (res.status !== 201) {
+    await pc.close();
+    videoSock.close();
+    audioSock.close();
+    throw new Error(`WHIP POST answered ${res.status}: ${answer}`);
+  }
+  publisher.location = new URL(res.headers.get('location') ?? '', opts.url).toString();
+  await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+
+  const vPort = (videoSock.address() as { port: number }).port;
+  const aPort = (audioSock.address() as { port: number }).port;
+  const ffmpeg = spawn(FFMPEG, [
+    '-hide_banner', '-nostdin', '-loglevel', 'error', '-re',
+    '-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${fps}`,
+    '-re', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
+    '-map', '0:v', '-c:v', 'libx264', '-profile:v', 'high', '-preset', 'veryfast', '-tune', 'zerolatency', '-bf', '0',
+    '-pix_fmt', 'yuv420p', '-g', String(gop), '-b:v', '2M', '-payload_type', '102', '-f', 'rtp', `rtp://127.0.0.1:${vPort}?pkt_size=1200`,
+    '-map', '1:a', '-c:a', 'libopus', '-ac', '2', '-b:a', '64k', '-payload_type', '111', '-f', 'rtp', `rtp://127.0.0.1:${aPort}?pkt_size=1200`,
+  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  publisher.ffmpeg = ffmpeg;
+  publisher.stop = async (sendDelete = true) => {
+    if (sendDelete) await fetch(publisher.location, { method: 'DELETE' }).catch(() => undefined);
+    if (ffmpeg.exitCode === null && ffmpeg.signalCode === null) {
+      const exited = new Promise((r) => ffmpeg.once('exit', r));
+      ffmpeg.kill('SIGKILL');
+      await exited;
+    }
+    await pc.close();
+    videoSock.close();
+    audioSock.close();
+  };
+  return publisher;
+}
