@@ -228,7 +228,14 @@ export class App {
       sequenceTtlSeconds: wh.maxRetrySeconds + 86_400,
     });
     const targetGuard = new TargetGuard(wh);
-    new WebhookWorker({ jobs: this.#jobs, store: webhookStore, guard: targetGuard, settings: wh, logger: log }).start();
+    new WebhookWorker({
+      jobs: this.#jobs,
+      store: webhookStore,
+      guard: targetGuard,
+      settings: wh,
+      logger: log,
+      onAttempt: (outcome) => this.#metrics?.webhookDelivery(outcome),
+    }).start();
     this.#webhooks = new WebhookDispatcher({
       events: this.events,
       jobs: this.#jobs,
@@ -517,6 +524,8 @@ export class App {
       refreshSeconds: config.views.refreshSeconds,
       onError: (error) => log.warn({ err: error }, 'could not count a viewer'),
     });
+    metrics?.observeViewers((uid) => viewers.count(uid));
+    if (whip) metrics?.observeWhip(() => whip.sessionCount);
     const routes = async (http: FastifyInstance) => {
       registerErrorHandling(http);
       if (metrics) instrumentHttp(http, metrics);

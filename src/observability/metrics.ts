@@ -31,7 +31,8 @@ export interface SpoolMetricsSource {
 }
 
 /** Outcomes of a webhook delivery attempt (fed by webhooks/). */
-export type WebhookDeliveryResult = 'delivered' | 'failed' | 'dropped';
+/** A webhook attempt's outcome, as in the delivery log: retrying = failed, will try again; failed = given up. */
+export type WebhookDeliveryResult = 'delivered' | 'retrying' | 'failed' | 'dropped';
 
 const INGEST_PROTOCOLS: readonly IngestProtocol[] = ['rtmp', 'rtmps', 'whip', 'srt'];
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -47,18 +48,21 @@ export class Metrics implements LiveMetrics {
   readonly #transcoderFailures: Counter;
   readonly #partDelay: Histogram;
   readonly #viewers: Gauge<'live_input'>;
-  readonly #whipSessions: Gauge;
   readonly #httpRequests: Counter<'method' | 'route' | 'status'>;
   readonly #httpDuration: Histogram<'method' | 'route' | 'status_class'>;
   readonly #playbackChecks: Counter<'result'>;
   readonly #playbackRefusals: Counter<'reason'>;
   readonly #webhookDeliveries: Counter<'result'>;
+  #viewersOf: ((liveInputUid: string) => Promise<number>) | undefined;
+  #whipCount: (() => number) | undefined;
 
   constructor() {
     const registers = [this.registry];
     // collect() runs with `this` bound to its metric; these reach the sources.
     const live = () => this.#live;
     const spoolSource = () => this.#spool;
+    const viewersSource = () => this.#viewersOf;
+    const whipSource = () => this.#whipCount;
 
     new Gauge({
       name: 'tributary_live_sessions',
@@ -129,14 +133,29 @@ export class Metrics implements LiveMetrics {
     });
     this.#viewers = new Gauge({
       name: 'tributary_viewers',
-      help: 'Current viewers per live input (fed by the viewer counter).',
+      help: 'Current viewers per live input live on this node (distinct playback sessions, counted across nodes in Redis).',
       labelNames: ['live_input'],
       registers,
+      async collect() {
+        this.reset();
+        const count = viewersSource();
+        const source = live();
+        if (!count || !source) return;
+        const uids = [...source.ingestStats()].map((s) => s.liveInputUid);
+        const counts = await Promise.all(uids.map((uid) => count(uid).catch(() => undefined)));
+        uids.forEach((uid, i) => {
+          const n = counts[i];
+          if (n !== undefined) this.set({ live_input: uid }, n);
+        });
+      },
     });
-    this.#whipSessions = new Gauge({
+    new Gauge({
       name: 'tributary_whip_sessions',
-      help: 'WHIP (WebRTC) publisher sessions open (fed by the WHIP ingest).',
+      help: 'WHIP (WebRTC) publisher sessions open on this node, including those still connecting.',
       registers,
+      collect() {
+        this.set(whipSource()?.() ?? 0);
+      },
     });
 
     this.#httpRequests = new Counter({
@@ -203,7 +222,7 @@ export class Metrics implements LiveMetrics {
 
     // Known label values start at 0, so a rate() over them works before the first event.
     for (const result of ['allowed', 'refused']) this.#playbackChecks.inc({ result }, 0);
-    for (const result of ['delivered', 'failed', 'dropped']) this.#webhookDeliveries.inc({ result }, 0);
+    for (const result of ['delivered', 'retrying', 'failed', 'dropped']) this.#webhookDeliveries.inc({ result }, 0);
 
     // Node process metrics (CPU, memory, event loop lag, GC, handles), unprefixed as usual.
     collectDefaultMetrics({ register: this.registry });
@@ -216,6 +235,16 @@ export class Metrics implements LiveMetrics {
 
   observeSpool(source: SpoolMetricsSource): void {
     this.#spool = source;
+  }
+
+  /** The viewer count of a live input (read at scrape time for the inputs live on this node). */
+  observeViewers(count: (liveInputUid: string) => Promise<number>): void {
+    this.#viewersOf = count;
+  }
+
+  /** WHIP sessions open on this node. */
+  observeWhip(count: () => number): void {
+    this.#whipCount = count;
   }
 
   get contentType(): string {
@@ -268,16 +297,6 @@ export class Metrics implements LiveMetrics {
   }
 
   // --- fed by modules built elsewhere (wired by the composition root) ---
-
-  /** Viewers of a live input now; 0 drops the series. */
-  setViewers(liveInputUid: string, viewers: number): void {
-    if (viewers > 0) this.#viewers.set({ live_input: liveInputUid }, viewers);
-    else this.#viewers.remove({ live_input: liveInputUid });
-  }
-
-  setWhipSessions(sessions: number): void {
-    this.#whipSessions.set(sessions);
-  }
 
   webhookDelivery(result: WebhookDeliveryResult): void {
     this.#webhookDeliveries.inc({ result });

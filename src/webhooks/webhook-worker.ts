@@ -55,6 +55,8 @@ export interface WebhookWorkerOptions {
   guard: TargetGuard;
   settings: WebhookDeliverySettings;
   logger: Logger;
+  /** Told every attempt's outcome (metrics). Must not throw. */
+  onAttempt?: (outcome: DeliveryAttempt['outcome']) => void;
 }
 
 /**
@@ -157,6 +159,7 @@ export class WebhookWorker {
     durationMs: number,
     nextAt?: number,
   ): Promise<void> {
+    this.#opts.onAttempt?.(outcome);
     const entry: DeliveryAttempt = {
       eventId: d.eventId,
       eventType: d.eventType,

@@ -172,9 +172,10 @@ describe('metrics end to end', () => {
     expect(value(m, 'tributary_spool_upload_lag_seconds', 'gauge')).toBeGreaterThanOrEqual(0);
     expect(value(m, 'tributary_spool_upload_failures_total', 'counter')).toBe(0);
 
-    // Fed by other modules (defined here, wired by the composition root): present, at rest.
+    // This test played the stream: it is one viewer (counted in Redis). No webhook is set, no WHIP.
+    expect(value(m, 'tributary_viewers', 'gauge', { live_input: uid })).toBeGreaterThanOrEqual(1);
     expect(value(m, 'tributary_webhook_deliveries_total', 'counter', { result: 'delivered' })).toBe(0);
-    expect(value(m, 'tributary_webhook_deliveries_total', 'counter', { result: 'failed' })).toBe(0);
+    expect(value(m, 'tributary_webhook_deliveries_total', 'counter', { result: 'retrying' })).toBe(0);
     expect(value(m, 'tributary_whip_sessions', 'gauge')).toBe(0);
 
     // Node process metrics.

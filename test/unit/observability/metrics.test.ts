@@ -11,12 +11,17 @@ describe('Metrics', () => {
     const m = new Metrics();
     let live = [stats('a'.repeat(32)), stats('b'.repeat(32))];
     m.observeLive({ ingestStats: () => live, waitingRequests: 3 });
-    m.setViewers('a'.repeat(32), 5);
+    m.observeViewers(async (uid) => (uid === 'a'.repeat(32) ? 5 : 0));
+    let whip = 2;
+    m.observeWhip(() => whip);
     let text = await m.render();
     expect(text).toContain(`tributary_ingest_bitrate_bits_per_second{live_input="${'a'.repeat(32)}"} 2000000`);
     expect(text).toContain('tributary_live_sessions{protocol="rtmp"} 2');
     expect(text).toContain('tributary_hls_blocking_requests_waiting 3');
     expect(text).toContain(`tributary_viewers{live_input="${'a'.repeat(32)}"} 5`);
+    expect(text).toContain(`tributary_viewers{live_input="${'b'.repeat(32)}"} 0`);
+    expect(text).toContain('tributary_whip_sessions 2');
+    whip = 0;
 
     live = [stats('b'.repeat(32))];
     m.sessionEnded('a'.repeat(32), 'client_disconnect');
