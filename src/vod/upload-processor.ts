@@ -133,15 +133,8 @@ export class UploadProcessor {
       if (duration < probe.duration * (1 - DURATION_SLACK) - 0.5) {
         throw new FfmpegFailedError(`only ${duration.toFixed(1)} s of ${probe.duration.toFixed(1)} s could be decoded`);
       }
-      const record = await finalizeVideo(deps, uid);
-      if (record) {
-        emit({
-          type: 'video.state',
-          videoUid: uid,
-          state: record.status.state,
-          ...(record.status.errorReasonCode !== undefined ? { errorReasonCode: record.status.errorReasonCode } : {}),
-        });
-      }
+      // finalizeVideo reports the video's new state (ready) through deps.onEvent, as for recordings.
+      await finalizeVideo(deps, uid);
       await rm(file, { force: true });
       log.info({ ms: Date.now() - started, duration, realtime: duration / ((Date.now() - started) / 1000) }, 'upload processed');
     } catch (error) {

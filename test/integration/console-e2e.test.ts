@@ -186,10 +186,25 @@ describe('web console', () => {
     expect(await page.getAttribute('#vod', 'data-src')).toBe(`${server.httpUrl}/${recording!.uid}/manifest/video.m3u8`);
     await shot('06-recording');
 
-    // This branch has no webhook API: the panel says so instead of failing.
+    // Webhooks: no webhook yet; a loopback target is refused (SSRF guard) with its reason shown;
+    // a public one is saved and its signing secret shown; Remove deletes it.
     await page.click('#tabs button[data-tab=webhooks]');
-    await page.waitForSelector('#webhook-missing:not([hidden])');
+    await page.waitForSelector('#webhook-form:not([hidden])');
+    expect(await page.isHidden('#webhook-missing')).toBe(true);
+    await page.fill('#webhook-form input[name=url]', 'http://127.0.0.1:9/hook');
+    await page.click('#webhook-form button[type=submit]');
+    await page.waitForSelector('#notice.error:not([hidden])');
+    expect(await page.textContent('#notice')).toMatch(/127\.0\.0\.1 resolves to/);
+    expect((await server.api('GET', '/v1/webhook')).status).toBe(404);
+    await page.fill('#webhook-form input[name=url]', 'https://93.184.216.34/tributary');
+    await page.click('#webhook-form button[type=submit]');
+    await expect.poll(() => page.inputValue('#webhook-secret'), { timeout: 15_000 }).toHaveLength(64);
+    const hook = await server.api<{ result: { notificationUrl: string; secret: string } }>('GET', '/v1/webhook');
+    expect(hook.body.result.notificationUrl).toBe('https://93.184.216.34/tributary');
+    expect(await page.inputValue('#webhook-secret')).toBe(hook.body.result.secret);
     await shot('07-webhooks');
+    await page.click('#webhook-delete');
+    await expect.poll(async () => (await server.api('GET', '/v1/webhook')).status).toBe(404);
 
     // Delete the input from the console.
     await page.click('#tabs button[data-tab=inputs]');

@@ -187,12 +187,16 @@ describe('metrics end to end', () => {
     // The publisher leaves: the session ends, and its per-input series go with it.
     await publisher.stop();
     await server.waitForLog((l) => l.msg === 'session ending' && l.liveInput === uid, 15_000);
+    // The session's 'ended' follows its log line once FFmpeg has flushed: wait for the count.
+    const endedCount = (m: Awaited<ReturnType<typeof scrape>>) =>
+      family(m, 'tributary_live_sessions_ended_total', 'counter').metrics.reduce((n, s) => n + Number(s.value), 0);
+    await expect.poll(async () => endedCount(await scrape(metricsUrl)), { timeout: 15_000 }).toBe(1);
     const after = await scrape(metricsUrl);
     expect(value(after, 'tributary_live_sessions', 'gauge', { protocol: 'rtmp' })).toBe(0);
     for (const name of ['tributary_ingest_bitrate_bits_per_second', 'tributary_ingest_frames_per_second', 'tributary_ingest_keyframe_interval_seconds']) {
       expect(family(after, name, 'gauge').metrics).toEqual([]);
     }
-    expect(family(after, 'tributary_live_sessions_ended_total', 'counter').metrics.reduce((n, s) => n + Number(s.value), 0)).toBe(1);
+    expect(endedCount(after)).toBe(1);
   });
 });
 

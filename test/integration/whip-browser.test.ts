@@ -121,6 +121,7 @@ describe('WHIP from a real browser (Chromium, fake camera and microphone)', () =
     const played = await decodedDuration(`${server.httpUrl}/${videoUid}/manifest/video.m3u8`);
     expect(Math.abs(played - video.duration)).toBeLessThan(1.5);
     const after = (await server.api<{ result: InputView }>('GET', `/v1/live_inputs/${input.uid}`)).body.result.status;
-    expect(after?.current.state).toBe('disconnected');
+    // A publisher that vanished and did not come back within the reconnect window.
+    expect(after?.current.state).toBe('ttl_exceeded');
   });
 });
