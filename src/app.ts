@@ -183,6 +183,7 @@ export class App {
           return;
         }
         health?.raise(issue);
+        log.warn({ liveInput: liveInputUid, code: issue.code }, 'live input errored');
         this.events.emit({ type: 'live_input.errored', liveInputUid, code: issue.code, message: issue.message });
       },
     });
