@@ -60,6 +60,7 @@ interface Sample {
   t: number;
   fds: number;
   children: number;
+  /** FFmpeg children: live sessions. */
   ffmpeg: number;
   rssMb: number;
   publishing: number;
@@ -138,15 +139,15 @@ async function soak(): Promise<void> {
     let sessions = 0;
     let abrupt = 0;
 
-    // Each slot: publish for 5–30 s, go away (SIGKILL half the time: a dropped connection, else
+    // Each slot: publish for 15–45 s, go away (SIGKILL half the time: a dropped connection, else
     // SIGINT: FFmpeg closes the stream), stay away for 0.5–5 s, again — until the deadline.
     const slot = async (streamKey: string) => {
-      await sleep(random() * 5000);
+      await sleep(random() * 10_000);
       while (Date.now() < deadline) {
         const pub = publishClip(smallClip, `${server.rtmpBase}/${streamKey}`);
         publishing++;
         sessions++;
-        await sleep(Math.min(5000 + random() * 25_000, Math.max(0, deadline - Date.now())));
+        await sleep(Math.min(15_000 + random() * 30_000, Math.max(0, deadline - Date.now())));
         const hard = random() < 0.5;
         if (hard) abrupt++;
         pub.child.kill(hard ? 'SIGKILL' : 'SIGINT');
@@ -163,7 +164,7 @@ async function soak(): Promise<void> {
         await sleep(sampleS * 1000);
         const s = sampleOf(pid, t0, publishing);
         samples.push(s);
-        process.stdout.write(`  t=${s.t}s publishing=${s.publishing} fds=${s.fds} children=${s.children} rss=${s.rssMb} MB\n`);
+        process.stdout.write(`  t=${s.t}s publishing=${s.publishing} live=${s.ffmpeg} fds=${s.fds} children=${s.children} rss=${s.rssMb} MB\n`);
       }
     })();
     await Promise.all(inputs.map((i) => slot(i.streamKey)));
@@ -190,13 +191,13 @@ async function soak(): Promise<void> {
     };
     printTable(
       `Soak: ${publishers} copy-only publishers (426x240, -c copy) connecting and disconnecting for ${minutes} min (${sessions} sessions, ${abrupt} dropped abruptly)`,
-      ['', 'fds', 'children', 'RSS MB', 'publishing'],
+      ['', 'fds', 'children', 'RSS MB', 'publishing', 'live sessions'],
       [
-        ['start (idle, inputs created)', baseline.fds, baseline.children, baseline.rssMb, 0],
-        ['max', max('fds'), max('children'), max('rssMb'), max('publishing')],
-        ['median under load, first third', '-', '-', early, '-'],
-        ['median under load, last third', '-', '-', late, '-'],
-        ['end (all gone, 5 s later)', end.fds, end.children, end.rssMb, 0],
+        ['start (idle, inputs created)', baseline.fds, baseline.children, baseline.rssMb, 0, 0],
+        ['max', max('fds'), max('children'), max('rssMb'), max('publishing'), max('ffmpeg')],
+        ['median under load, first third', '-', '-', early, '-', '-'],
+        ['median under load, last third', '-', '-', late, '-', '-'],
+        ['end (all gone, 5 s later)', end.fds, end.children, end.rssMb, 0, end.ffmpeg],
       ],
     );
     printTable(

@@ -24,6 +24,8 @@ export interface RecorderOptions extends FinalizeDeps {
   maxBufferedBytes?: number;
   /** A live input's recording is losing segments for lack of space (issue), or keeps them again (undefined). */
   onStorageIssue?: (liveInputUid: string, issue: StorageIssue | undefined) => void;
+  /** How long without a refused segment before the issue clears (default 5 s: renditions differ in size). */
+  quotaClearAfterMs?: number;
 }
 
 /** Shared by every recording of one Recorder. */
@@ -33,8 +35,6 @@ interface Buffered {
 }
 
 const QUOTA = 'ERR_STORAGE_QUOTA_EXHAUSTED';
-/** The issue clears only after this long without a refused segment (renditions differ in size). */
-const QUOTA_CLEAR_AFTER_MS = 5_000;
 
 export class Recorder implements LiveRecorder {
   readonly #opts: RecorderOptions;
@@ -123,13 +123,13 @@ class Recording implements LiveRecording {
     const previous = this.#chains.get(segment.rendition) ?? Promise.resolve();
     const bytes = segment.data.length + segment.init.data.length;
     if (this.#buffered.bytes + bytes > this.#buffered.max) {
-      // The disk is not keeping up: drop this one (in order, so the next written one is marked
-      // as following a gap) instead of holding it.
+      // The disk is not keeping up: drop this one instead of holding it, said now (the writes
+      // ahead of it may hang for long) and marked in order (the next written one follows a gap).
+      this.#refused(`recording buffer full: ${this.#buffered.bytes} bytes wait for the spool (storage.recordBufferBytes); segments are dropped until the disk catches up`);
       this.#chains.set(
         segment.rendition,
         previous.then(() => {
           this.#lost.add(segment.rendition);
-          this.#refused(`recording buffer full: ${this.#buffered.bytes} bytes wait for the spool (storage.recordBufferBytes); segments are dropped until the disk catches up`);
         }),
       );
       return;
@@ -151,14 +151,14 @@ class Recording implements LiveRecording {
     this.#lastQuotaAt = Date.now();
     if (this.#quotaSince !== 0) return;
     this.#quotaSince = this.#lastQuotaAt;
-    this.#log.error({ code: QUOTA, liveInput: this.#input.uid }, `${QUOTA}: ${message}`);
+    this.#log.error({ code: QUOTA }, `${QUOTA}: ${message}`);
     this.#deps.onStorageIssue?.(this.#input.uid, { code: QUOTA, message });
   }
 
   #kept(): void {
-    if (this.#quotaSince === 0 || Date.now() - this.#lastQuotaAt < QUOTA_CLEAR_AFTER_MS) return;
+    if (this.#quotaSince === 0 || Date.now() - this.#lastQuotaAt < (this.#deps.quotaClearAfterMs ?? 5_000)) return;
     this.#log.info(
-      { liveInput: this.#input.uid, dropped: this.#quotaDropped, seconds: Math.round((this.#lastQuotaAt - this.#quotaSince) / 1000) },
+      { dropped: this.#quotaDropped, seconds: Math.round((this.#lastQuotaAt - this.#quotaSince) / 1000) },
       'recording resumed: storage has room again',
     );
     this.#quotaSince = 0;

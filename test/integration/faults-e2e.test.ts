@@ -130,6 +130,10 @@ describe('faults during a live stream', () => {
     // its supervisor starts a new one on the same data.
     const hungAt = watch.msn();
     process.kill(redis!.pid, 'SIGSTOP');
+    // Should the test fail while it hangs, the server could not shut down: end it for good.
+    cleanups.push(async () => {
+      if (isAlive(redis!.pid)) process.kill(redis!.pid, 'SIGKILL');
+    });
     await watch.until(hungAt + 4);
     const killedAt = watch.msn();
     process.kill(redis!.pid, 'SIGKILL');
