@@ -130,7 +130,8 @@ async function soak(): Promise<void> {
   await withServer(COPY_ONLY, async (server) => {
     const pid = server.process.pid!;
     const inputs = await Promise.all(Array.from({ length: publishers }, () => createLiveInput(server)));
-    await sleep(2000);
+    // The API calls' keep-alive sockets close after a few idle seconds: not part of the baseline.
+    await sleep(8000);
     const t0 = Date.now();
     const baseline = sampleOf(pid, t0, 0);
     const samples: Sample[] = [baseline];
@@ -169,6 +170,14 @@ async function soak(): Promise<void> {
     })();
     await Promise.all(inputs.map((i) => slot(i.streamKey)));
     const loaded = samples.filter((s) => s.publishing > 0);
+    // What the server made of the churn, from its log.
+    const events: Record<string, number> = {};
+    for (const l of server.logs) {
+      if (!['publish accepted', 'rtmp publish refused', 'live', 'session ending', 'transcoder did not start', 'rtmp protocol error, closing publish'].includes(String(l.msg))) continue;
+      const key = `${String(l.msg)}${l.code ? ` ${String(l.code)}` : ''}`;
+      events[key] = (events[key] ?? 0) + 1;
+    }
+    process.stdout.write(`  server log: ${JSON.stringify(events)}\n`);
 
     // Every publisher is gone: sessions end, their FFmpeg exit, their sockets close.
     const settled = await until(() => (descendants(pid, 'ffmpeg').length === 0 ? true : undefined), 60_000);
@@ -211,7 +220,7 @@ async function soak(): Promise<void> {
         ['RSS drift under load, first → last third', `< ${BOUNDS.rssDriftMb} MB`, `${checks.rssNoDriftUnderLoad ? 'pass' : 'FAIL'} (${(late - early).toFixed(1)} MB)`],
       ],
     );
-    results.soak = { minutes, publishers, sessions, abrupt, start: baseline, end, max: { fds: max('fds'), children: max('children'), rssMb: max('rssMb') }, rssUnderLoad: { early, late }, checks, samples };
+    results.soak = { minutes, publishers, sessions, abrupt, serverLog: events, start: baseline, end, max: { fds: max('fds'), children: max('children'), rssMb: max('rssMb') }, rssUnderLoad: { early, late }, checks, samples };
   });
 }
 
