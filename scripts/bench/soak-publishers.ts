@@ -37,7 +37,7 @@ const sampleS = Number(values.sample);
 const windowS = Number(values.window);
 
 // The bounds this run is held to, once every publisher has gone.
-const BOUNDS = { fdSlack: 8, childSlack: 0, rssGrowthMb: 64, rssDriftMb: 48 };
+const BOUNDS = { fdSlack: 8, childSlack: 0, rssRoundGrowthMb: 32 };
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'trib-soak-'));
 const smallClip = path.join(work, 'small.flv');
@@ -129,20 +129,19 @@ const COPY_ONLY = { TRIBUTARY_TRANSCODE_MAX_RENDITIONS: '1', TRIBUTARY_LIMITS_AU
 async function soak(): Promise<void> {
   await withServer(COPY_ONLY, async (server) => {
     const pid = server.process.pid!;
-    const inputs = await Promise.all(Array.from({ length: publishers }, () => createLiveInput(server)));
-    // The API calls' keep-alive sockets close after a few idle seconds: not part of the baseline.
-    await sleep(8000);
+    await sleep(3000);
     const t0 = Date.now();
+    // Before the inputs are created: the API calls' keep-alive sockets are not part of it.
     const baseline = sampleOf(pid, t0, 0);
+    const inputs = await Promise.all(Array.from({ length: publishers }, () => createLiveInput(server)));
     const samples: Sample[] = [baseline];
-    const deadline = Date.now() + minutes * 60_000;
     let publishing = 0;
     let sessions = 0;
     let abrupt = 0;
 
     // Each slot: publish for 15–45 s, go away (SIGKILL half the time: a dropped connection, else
     // SIGINT: FFmpeg closes the stream), stay away for 0.5–5 s, again — until the deadline.
-    const slot = async (streamKey: string) => {
+    const slot = async (streamKey: string, deadline: number) => {
       await sleep(random() * 10_000);
       while (Date.now() < deadline) {
         const pub = publishClip(smallClip, `${server.rtmpBase}/${streamKey}`);
@@ -168,8 +167,25 @@ async function soak(): Promise<void> {
         process.stdout.write(`  t=${s.t}s publishing=${s.publishing} live=${s.ffmpeg} fds=${s.fds} children=${s.children} rss=${s.rssMb} MB\n`);
       }
     })();
-    await Promise.all(inputs.map((i) => slot(i.streamKey)));
-    const loaded = samples.filter((s) => s.publishing > 0);
+
+    // Two rounds of churn, each followed by a quiet spell longer than an ended session stays
+    // playable (60 s): growth from the first quiet spell to the second would be a leak; what the
+    // first round leaves is the heap's high-water mark.
+    const quiet: Sample[] = [];
+    let settled = true;
+    for (let round = 0; round < 2; round++) {
+      const deadline = Date.now() + (minutes * 60_000) / 2;
+      await Promise.all(inputs.map((i) => slot(i.streamKey, deadline)));
+      settled = (await until(() => (descendants(pid, 'ffmpeg').length === 0 ? true : undefined), 60_000)) === true && settled;
+      process.stdout.write(`  round ${round + 1} over; waiting 70 s for ended sessions to be forgotten\n`);
+      await sleep(70_000);
+      quiet.push(sampleOf(pid, t0, 0));
+    }
+    sampling = false;
+    await sampler;
+    const [after1, after2] = quiet as [Sample, Sample];
+    samples.push(after2);
+
     // What the server made of the churn, from its log.
     const events: Record<string, number> = {};
     for (const l of server.logs) {
@@ -179,34 +195,21 @@ async function soak(): Promise<void> {
     }
     process.stdout.write(`  server log: ${JSON.stringify(events)}\n`);
 
-    // Every publisher is gone: sessions end, their FFmpeg exit, their sockets close.
-    const settled = await until(() => (descendants(pid, 'ffmpeg').length === 0 ? true : undefined), 60_000);
-    await sleep(5000);
-    const end = sampleOf(pid, t0, 0);
-    sampling = false;
-    await sampler;
-    samples.push(end);
-
-    const third = Math.max(1, Math.floor(loaded.length / 3));
-    const early = median(loaded.slice(0, third).map((s) => s.rssMb));
-    const late = median(loaded.slice(-third).map((s) => s.rssMb));
-    const max = (k: keyof Sample) => Math.max(...samples.map((s) => s[k]));
+    const max = (k: keyof Sample) => Math.max(...samples.map((x) => x[k]));
     const checks = {
-      ffmpegGone: settled === true,
-      fdsBackToBaseline: end.fds <= baseline.fds + BOUNDS.fdSlack,
-      childrenBackToBaseline: end.children <= baseline.children + BOUNDS.childSlack,
-      rssGrowthWithinBound: end.rssMb - baseline.rssMb < BOUNDS.rssGrowthMb,
-      rssNoDriftUnderLoad: late - early < BOUNDS.rssDriftMb,
+      ffmpegGone: settled,
+      fdsBackToBaseline: after2.fds <= baseline.fds + BOUNDS.fdSlack,
+      childrenBackToBaseline: after2.children <= baseline.children + BOUNDS.childSlack,
+      rssNoGrowthRoundToRound: after2.rssMb - after1.rssMb < BOUNDS.rssRoundGrowthMb,
     };
     printTable(
-      `Soak: ${publishers} copy-only publishers (426x240, -c copy) connecting and disconnecting for ${minutes} min (${sessions} sessions, ${abrupt} dropped abruptly)`,
+      `Soak: ${publishers} copy-only publishers (426x240, -c copy) connecting and disconnecting, 2 rounds of ${minutes / 2} min (${sessions} publisher runs, ${abrupt} dropped abruptly)`,
       ['', 'fds', 'children', 'RSS MB', 'publishing', 'live sessions'],
       [
-        ['start (idle, inputs created)', baseline.fds, baseline.children, baseline.rssMb, 0, 0],
+        ['start (idle)', baseline.fds, baseline.children, baseline.rssMb, 0, 0],
         ['max', max('fds'), max('children'), max('rssMb'), max('publishing'), max('ffmpeg')],
-        ['median under load, first third', '-', '-', early, '-', '-'],
-        ['median under load, last third', '-', '-', late, '-', '-'],
-        ['end (all gone, 5 s later)', end.fds, end.children, end.rssMb, 0, end.ffmpeg],
+        ['after round 1 (quiet 70 s)', after1.fds, after1.children, after1.rssMb, 0, after1.ffmpeg],
+        ['after round 2 (quiet 70 s)', after2.fds, after2.children, after2.rssMb, 0, after2.ffmpeg],
       ],
     );
     printTable(
@@ -214,13 +217,13 @@ async function soak(): Promise<void> {
       ['check', 'bound', 'result'],
       [
         ['every FFmpeg child exited', '≤ 60 s after the last publisher', checks.ffmpegGone ? 'pass' : 'FAIL'],
-        ['fds back to baseline', `≤ start + ${BOUNDS.fdSlack}`, `${checks.fdsBackToBaseline ? 'pass' : 'FAIL'} (${end.fds - baseline.fds >= 0 ? '+' : ''}${end.fds - baseline.fds})`],
-        ['child processes back to baseline', `≤ start + ${BOUNDS.childSlack}`, `${checks.childrenBackToBaseline ? 'pass' : 'FAIL'} (${end.children})`],
-        ['RSS growth, start → end', `< ${BOUNDS.rssGrowthMb} MB`, `${checks.rssGrowthWithinBound ? 'pass' : 'FAIL'} (${(end.rssMb - baseline.rssMb).toFixed(1)} MB)`],
-        ['RSS drift under load, first → last third', `< ${BOUNDS.rssDriftMb} MB`, `${checks.rssNoDriftUnderLoad ? 'pass' : 'FAIL'} (${(late - early).toFixed(1)} MB)`],
+        ['fds back to baseline', `≤ start + ${BOUNDS.fdSlack}`, `${checks.fdsBackToBaseline ? 'pass' : 'FAIL'} (${after2.fds - baseline.fds >= 0 ? '+' : ''}${after2.fds - baseline.fds})`],
+        ['child processes back to baseline', `≤ start + ${BOUNDS.childSlack}`, `${checks.childrenBackToBaseline ? 'pass' : 'FAIL'} (${after2.children})`],
+        ['RSS growth, after round 1 → after round 2', `< ${BOUNDS.rssRoundGrowthMb} MB`, `${checks.rssNoGrowthRoundToRound ? 'pass' : 'FAIL'} (${(after2.rssMb - after1.rssMb).toFixed(1)} MB)`],
+        ['RSS, start → after round 2 (heap high-water mark; not a bound)', '-', `${(after2.rssMb - baseline.rssMb).toFixed(1)} MB`],
       ],
     );
-    results.soak = { minutes, publishers, sessions, abrupt, serverLog: events, start: baseline, end, max: { fds: max('fds'), children: max('children'), rssMb: max('rssMb') }, rssUnderLoad: { early, late }, checks, samples };
+    results.soak = { minutes, publishers, sessions, abrupt, serverLog: events, start: baseline, afterRound1: after1, afterRound2: after2, max: { fds: max('fds'), children: max('children'), rssMb: max('rssMb'), live: max('ffmpeg') }, checks, samples };
   });
 }
 
