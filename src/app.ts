@@ -210,6 +210,7 @@ export class App {
       logger: log,
       concurrency: config.storage.spoolConcurrency,
       fsync: config.storage.fsync,
+      maxBytes: config.storage.spoolMaxBytes,
     });
     await this.#spool.start();
     metrics?.observeSpool(this.#spool);
@@ -295,7 +296,21 @@ export class App {
     // Read before this run records anything: every recording listed now was left by a crash.
     const interrupted = await interruptedRecordings(vodDeps);
     this.#recovery = recoverRecordings(vodDeps, interrupted);
-    const recorder = new Recorder(vodDeps);
+    const recorder = new Recorder({
+      ...vodDeps,
+      maxBufferedBytes: config.storage.recordBufferBytes,
+      // Shown on the input's status while it lasts, and announced once as live_input.errored.
+      onStorageIssue: (liveInputUid, issue) => {
+        const health = this.#sessions?.session(liveInputUid)?.health;
+        if (!issue) {
+          health?.clear('ERR_STORAGE_QUOTA_EXHAUSTED');
+          return;
+        }
+        health?.raise(issue);
+        log.warn({ liveInput: liveInputUid, code: issue.code }, 'live input errored');
+        this.events.emit({ type: 'live_input.errored', liveInputUid, code: issue.code, message: issue.message });
+      },
+    });
 
     // Uploads: received files are probed and queued on the durable `video-processing` queue,
     // transcoded by the live ladder code and stored exactly like recordings.

@@ -77,12 +77,12 @@ export function run(cmd: string, args: string[]): { child: ChildProcess; exited:
 }
 
 /** Pre-encodes a test clip once, so that publishers only copy (cheap) and do not skew CPU figures. */
-export async function makeClip(path: string, opts: { width: number; height: number; seconds: number; gop: number }): Promise<void> {
+export async function makeClip(path: string, opts: { width: number; height: number; seconds: number; gop: number; videoKbps?: number }): Promise<void> {
   const { exited } = run('ffmpeg', [
     '-hide_banner', '-y', '-f', 'lavfi', '-i', `testsrc2=size=${opts.width}x${opts.height}:rate=30`,
     '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', String(opts.seconds),
     '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-bf', '0', '-g', String(opts.gop),
-    '-b:v', '1500k', '-c:a', 'aac', '-b:a', '128k', '-f', 'flv', path,
+    '-b:v', `${opts.videoKbps ?? 1500}k`, '-c:a', 'aac', '-b:a', '128k', '-f', 'flv', path,
   ]);
   if ((await exited) !== 0) throw new Error('could not encode the benchmark clip');
 }

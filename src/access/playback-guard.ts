@@ -69,6 +69,11 @@ export interface PlaybackGuardOptions {
   /** How long "no such asset" is reused (default 1 s): cheap 404s for scanners, quick for new assets. */
   missingPolicyCacheMs?: number;
   policyCacheSize?: number;
+  /**
+   * How long a policy lookup may take before the last policy read for the asset is used instead
+   * (default 1 s): playback of known assets survives a hung or restarting Redis.
+   */
+  staleAfterMs?: number;
   /** Blocks addresses that keep presenting forged tokens (bad signature, unknown key, garbage). */
   authLimiter?: AuthFailureLimiter;
   /** Told every decision (checks and refusals by reason). */
@@ -121,6 +126,9 @@ export class PlaybackGuard {
   readonly #missingMs: number;
   readonly #policies: LRUCache<string, PolicyEntry>;
   readonly #inflight = new Map<string, Promise<PlaybackPolicy | undefined>>();
+  /** The last policy read for each uid, kept past its ttl: served while Redis is slow or away. */
+  readonly #lastKnown: LRUCache<string, PlaybackPolicy>;
+  readonly #staleAfterMs: number;
   readonly #authLimiter: AuthFailureLimiter | undefined;
   readonly #metrics: PlaybackGuardOptions['metrics'];
 
@@ -134,6 +142,8 @@ export class PlaybackGuard {
     this.#missingMs = opts.missingPolicyCacheMs ?? 1_000;
     this.#metrics = opts.metrics;
     this.#policies = new LRUCache<string, PolicyEntry>({ max: opts.policyCacheSize ?? 10_000, ttl: this.#policyMs });
+    this.#lastKnown = new LRUCache<string, PlaybackPolicy>({ max: opts.policyCacheSize ?? 10_000 });
+    this.#staleAfterMs = opts.staleAfterMs ?? 1_000;
     this.#authLimiter = opts.authLimiter;
   }
 
@@ -144,6 +154,7 @@ export class PlaybackGuard {
   /** Forget a cached policy (e.g. after an API update on this node). */
   invalidate(uid: string): void {
     this.#policies.delete(uid);
+    this.#lastKnown.delete(uid);
   }
 
   async check(req: PlaybackRequest): Promise<GuardResult> {
@@ -233,13 +244,29 @@ export class PlaybackGuard {
     let pending = this.#inflight.get(uid);
     if (!pending) {
       // One lookup per uid however many viewers ask at once when the entry expires.
-      pending = this.#policyOf(uid).finally(() => this.#inflight.delete(uid));
+      pending = this.#policyOf(uid)
+        .then((policy) => {
+          this.#policies.set(uid, { policy }, { ttl: policy ? this.#policyMs : this.#missingMs });
+          if (policy) this.#lastKnown.set(uid, policy);
+          else this.#lastKnown.delete(uid);
+          return policy;
+        })
+        .finally(() => this.#inflight.delete(uid));
       this.#inflight.set(uid, pending);
-      const policy = await pending;
-      this.#policies.set(uid, { policy }, { ttl: policy ? this.#policyMs : this.#missingMs });
-      return policy;
     }
-    return pending;
+    const lastKnown = this.#lastKnown.get(uid);
+    if (!lastKnown) return pending;
+    // Redis hung or restarting: viewers of a stream already known keep watching under the last
+    // policy read, instead of waiting for (or failing with) the lookup.
+    let timer: NodeJS.Timeout | undefined;
+    const stale = new Promise<PlaybackPolicy>((resolve) => {
+      timer = setTimeout(() => resolve(lastKnown), this.#staleAfterMs);
+    });
+    try {
+      return await Promise.race([pending.catch(() => lastKnown), stale]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 

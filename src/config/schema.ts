@@ -153,6 +153,17 @@ export const ConfigSchema = Type.Object(
         spoolDir: Type.String({ default: '', description: 'Spool; empty: <dataDir>/spool.' }),
         spoolConcurrency: Type.Integer({ default: 4, minimum: 1, maximum: 64 }),
         fsync: Type.Boolean({ default: true }),
+        spoolMaxBytes: Type.Integer({
+          default: 0,
+          minimum: 0,
+          description: 'Bytes the spool may hold not yet uploaded (store down); beyond it recording drops segments. 0: the disk is the limit.',
+        }),
+        recordBufferBytes: Type.Integer({
+          default: 64 * 1024 * 1024,
+          minimum: 1024 * 1024,
+          maximum: 4 * 1024 * 1024 * 1024,
+          description: 'Segments held in memory waiting for the spool (a stalled disk); beyond it they are dropped from the recording.',
+        }),
         s3: Type.Object(
           {
             endpoint: Type.String({ default: '', description: 'Empty: AWS. R2/MinIO: their URL.' }),

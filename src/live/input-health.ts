@@ -13,7 +13,9 @@ export type HealthIssueCode =
   | 'ERR_GOP_IRREGULAR'
   | 'WARN_BFRAMES'
   | 'ERR_UNSUPPORTED_VIDEO_CODEC'
-  | 'ERR_UNSUPPORTED_AUDIO_CODEC';
+  | 'ERR_UNSUPPORTED_AUDIO_CODEC'
+  /** Raised from outside (the recording): the spool is full or the disk is not keeping up. */
+  | 'ERR_STORAGE_QUOTA_EXHAUSTED';
 
 export interface HealthIssue {
   code: HealthIssueCode;
@@ -168,6 +170,18 @@ export class InputHealth {
       }
     }
     return { bitsPerSecond: (bytes * 8) / seconds, framesPerSecond: frames / seconds };
+  }
+
+  /** An issue found outside the media (e.g. by the recording); true when it is new. */
+  raise(issue: HealthIssue): boolean {
+    const known = this.#issues.has(issue.code);
+    this.#issues.set(issue.code, issue);
+    return !known;
+  }
+
+  /** Ends an issue raised with raise(); true when it was there. */
+  clear(code: HealthIssueCode): boolean {
+    return this.#issues.delete(code);
   }
 
   #set(code: HealthIssueCode, message: string): void {

@@ -10,7 +10,7 @@ import { backoffDelay, type BackoffOptions } from '../lib/backoff.ts';
 import { deferred, type Deferred } from '../lib/deferred.ts';
 import type { Logger } from '../observability/logger.ts';
 import { syncDir, syncFile } from './disk-store.ts';
-import { isErrno, StorageClosedError, StorageError, toStorageError } from './errors.ts';
+import { isErrno, StorageClosedError, StorageError, StorageQuotaError, toStorageError } from './errors.ts';
 import { assertValidKey, assertValidPrefix, isValidKey } from './keys.ts';
 import type { ObjectStore } from './object-store.ts';
 
@@ -27,6 +27,11 @@ export interface SpoolOptions {
   closeGraceMs?: number;
   /** fsync files and the directory before add() resolves, so a power loss loses nothing (default true). */
   fsync?: boolean;
+  /**
+   * Bytes the spool may hold that have not landed yet; beyond it add() refuses with
+   * StorageQuotaError instead of filling the disk while the store is down (0: no cap).
+   */
+  maxBytes?: number;
 }
 
 export interface SpoolAddOptions {
@@ -84,6 +89,9 @@ export class Spool {
   readonly #retry: BackoffOptions;
   readonly #closeGraceMs: number;
   readonly #fsync: boolean;
+  readonly #maxBytes: number;
+  /** Bytes of add()s under way, counted against maxBytes before they are written. */
+  #addingBytes = 0;
 
   readonly #jobs = new Map<string, Job>();
   /** Not yet started, sorted by id (= order added). */
@@ -122,6 +130,7 @@ export class Spool {
     this.#retry = opts.retry ?? { baseMs: 500, maxMs: 30_000, jitter: 0.2 };
     this.#closeGraceMs = opts.closeGraceMs ?? 10_000;
     this.#fsync = opts.fsync ?? true;
+    this.#maxBytes = Math.max(0, Math.floor(opts.maxBytes ?? 0));
   }
 
   get dir(): string {
@@ -209,8 +218,9 @@ export class Spool {
 
   /**
    * Durably writes `source` into the spool for upload under `key`. Resolves once it is safe on
-   * disk (it will be uploaded even after a crash); throws StorageQuotaError when the disk is full,
-   * InvalidKeyError for a bad key, StorageClosedError after close(). Nothing is left half-written.
+   * disk (it will be uploaded even after a crash); throws StorageQuotaError when the disk is full
+   * or `maxBytes` would be passed, InvalidKeyError for a bad key, StorageClosedError after close().
+   * Nothing is left half-written.
    */
   async add(key: string, source: SpoolSource, opts: SpoolAddOptions = {}): Promise<void> {
     assertValidKey(key);
@@ -219,10 +229,15 @@ export class Spool {
     const id = newId();
     const dataPath = join(this.#dir, id + DATA);
     const metaPath = join(this.#dir, id + META);
+    const known = source instanceof Uint8Array ? source.byteLength : 0;
+    this.#checkQuota(key, known);
     this.#adding.add(id);
+    this.#addingBytes += known;
     try {
       await mkdir(this.#dir, { recursive: true, mode: 0o700 });
       const size = await this.#writeData(dataPath, source);
+      // A stream or file's size is only known once written.
+      if (size > known) this.#checkQuota(key, size - known);
       const record: SpoolRecord = {
         v: 1,
         key,
@@ -240,6 +255,18 @@ export class Spool {
       throw toStorageError(err, `spooling ${key}`);
     } finally {
       this.#adding.delete(id);
+      this.#addingBytes -= known;
+    }
+  }
+
+  /** Refuses a file that would take the bytes not yet landed past maxBytes. */
+  #checkQuota(key: string, bytes: number): void {
+    if (this.#maxBytes === 0) return;
+    const held = this.pendingBytes + this.#addingBytes;
+    if (held + bytes > this.#maxBytes) {
+      throw new StorageQuotaError(
+        `spool holds ${held} bytes not yet uploaded (cap storage.spoolMaxBytes = ${this.#maxBytes}); refusing ${key}`,
+      );
     }
   }
 

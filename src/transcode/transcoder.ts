@@ -31,8 +31,9 @@ export interface TranscoderOptions {
 export type TranscoderEvents = {
   data: [outputIndex: number, chunk: Buffer];
   /**
-   * A crashed FFmpeg is being replaced. Emitted before the new process's first byte, so that
-   * per-output parsers can reset: each output starts again with ftyp+moov.
+   * A crashed FFmpeg is being replaced (after the backoff, at the first keyframe written). Emitted
+   * before the new process's first byte, so that per-output parsers can reset: each output
+   * starts again with ftyp+moov.
    */
   restart: [attempt: number, lastError: Error];
   /** Too many crashes: no more processes will be started. */
@@ -64,6 +65,8 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
   readonly #recentRestarts: number[] = [];
   #restarts = 0;
   #restartTimer: NodeJS.Timeout | undefined;
+  /** The backoff after a crash is over: the next keyframe starts the new FFmpeg. */
+  #restartDue: Error | undefined;
   #closing: Promise<void> | undefined;
   #dropped = 0;
   #droppedSinceLog = 0;
@@ -126,6 +129,13 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
    * the tag is dropped and counted. Returns whether the tag went to FFmpeg.
    */
   write(tagBytes: Buffer, info: { keyframe: boolean }): boolean {
+    if (this.#restartDue && info.keyframe && this.#state === 'running') {
+      const error = this.#restartDue;
+      this.#restartDue = undefined;
+      this.#restarts += 1;
+      this.emit('restart', this.#restarts, error);
+      this.#spawn();
+    }
     const proc = this.#proc;
     if (!proc || proc.exited || (this.#state !== 'starting' && this.#state !== 'running')) {
       this.#awaitKeyframe = true;
@@ -232,12 +242,12 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
     const wait = backoffDelay(this.#recentRestarts.length, this.#policy.backoff);
     this.#recentRestarts.push(now);
     logger.warn({ err: error, restartInMs: wait }, 'ffmpeg crashed; restarting');
+    // The new process starts with the publisher's next keyframe, not when the backoff ends: one
+    // started while the publisher is silent would time out waiting for input and use up the
+    // restart budget without a crash of its own.
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = undefined;
-      if (this.#state !== 'running') return;
-      this.#restarts += 1;
-      this.emit('restart', this.#restarts, error);
-      this.#spawn();
+      if (this.#state === 'running') this.#restartDue = error;
     }, wait);
   }
 

@@ -11,16 +11,44 @@ import type { InitEntry, SegmentEntry } from './vod-playlist.ts';
  * then into the video's manifest in Redis (so the manifest never names a file the spool may not
  * have). The HLS names carry a random per-session prefix: unique across reconnects and restarts.
  */
-export class Recorder implements LiveRecorder {
-  readonly #deps: FinalizeDeps;
-  readonly #active = new Set<Recording>();
+export interface StorageIssue {
+  code: 'ERR_STORAGE_QUOTA_EXHAUSTED';
+  message: string;
+}
 
-  constructor(deps: FinalizeDeps) {
-    this.#deps = deps;
+export interface RecorderOptions extends FinalizeDeps {
+  /**
+   * Segment bytes held in memory waiting for the spool, over every recording (default 64 MiB).
+   * When the disk stalls, segments beyond it are dropped from the recording (a discontinuity)
+   * rather than held: memory stays bounded and the live stream goes on.
+   */
+  maxBufferedBytes?: number;
+  /** A live input's recording is losing segments for lack of space (issue), or keeps them again (undefined). */
+  onStorageIssue?: (liveInputUid: string, issue: StorageIssue | undefined) => void;
+  /** How long without a refused segment before the issue clears (default 5 s: renditions differ in size). */
+  quotaClearAfterMs?: number;
+}
+
+/** Shared by every recording of one Recorder. */
+interface Buffered {
+  bytes: number;
+  readonly max: number;
+}
+
+const QUOTA = 'ERR_STORAGE_QUOTA_EXHAUSTED';
+
+export class Recorder implements LiveRecorder {
+  readonly #opts: RecorderOptions;
+  readonly #active = new Set<Recording>();
+  readonly #buffered: Buffered;
+
+  constructor(opts: RecorderOptions) {
+    this.#opts = opts;
+    this.#buffered = { bytes: 0, max: opts.maxBufferedBytes ?? 64 * 1024 * 1024 };
   }
 
   start(input: RecordedInput): LiveRecording {
-    const recording = new Recording(this.#deps, input, () => this.#active.delete(recording));
+    const recording = new Recording(this.#opts, this.#buffered, input, () => this.#active.delete(recording));
     this.#active.add(recording);
     return recording;
   }
@@ -29,14 +57,24 @@ export class Recorder implements LiveRecorder {
   get activeCount(): number {
     return this.#active.size;
   }
+
+  /** Segment bytes in memory waiting for the spool. */
+  get bufferedBytes(): number {
+    return this.#buffered.bytes;
+  }
 }
 
 class Recording implements LiveRecording {
   readonly videoUid = randomBytes(16).toString('hex');
-  readonly #deps: FinalizeDeps;
+  readonly #deps: RecorderOptions;
+  readonly #buffered: Buffered;
   readonly #input: RecordedInput;
   readonly #log: Logger;
   readonly #onDone: () => void;
+  /** Since when segments are refused for lack of space (0: they are not), and how many. */
+  #quotaSince = 0;
+  #lastQuotaAt = 0;
+  #quotaDropped = 0;
   #sessions = 0;
   #currentSession = '';
   /** Resolves true once the video record exists; created with the first segment, not before. */
@@ -51,10 +89,10 @@ class Recording implements LiveRecording {
   readonly #lost = new Set<string>();
   #finalized: Promise<void> | undefined;
   #dropped = 0;
-  #quotaReported = false;
 
-  constructor(deps: FinalizeDeps, input: RecordedInput, onDone: () => void) {
+  constructor(deps: RecorderOptions, buffered: Buffered, input: RecordedInput, onDone: () => void) {
     this.#deps = deps;
+    this.#buffered = buffered;
     this.#input = input;
     this.#onDone = onDone;
     this.#log = deps.logger.child({ component: 'recorder', liveInput: input.uid, video: this.videoUid });
@@ -84,10 +122,49 @@ class Recording implements LiveRecording {
     const reconnect = last !== undefined && last !== this.#currentSession;
     this.#lastSession.set(segment.rendition, this.#currentSession);
     const previous = this.#chains.get(segment.rendition) ?? Promise.resolve();
+    const bytes = segment.data.length + segment.init.data.length;
+    if (this.#buffered.bytes + bytes > this.#buffered.max) {
+      // The disk is not keeping up: drop this one instead of holding it, said now (the writes
+      // ahead of it may hang for long) and marked in order (the next written one follows a gap).
+      this.#refused(`recording buffer full: ${this.#buffered.bytes} bytes wait for the spool (storage.recordBufferBytes); segments are dropped until the disk catches up`);
+      this.#chains.set(
+        segment.rendition,
+        previous.then(() => {
+          this.#lost.add(segment.rendition);
+        }),
+      );
+      return;
+    }
+    this.#buffered.bytes += bytes;
     this.#chains.set(
       segment.rendition,
-      previous.then(() => this.#write(segment, segment.discontinuity || reconnect)),
+      previous
+        .then(() => this.#write(segment, segment.discontinuity || reconnect))
+        .finally(() => {
+          this.#buffered.bytes -= bytes;
+        }),
     );
+  }
+
+  /** A segment was refused for lack of space: said once per episode, not once per segment. */
+  #refused(message: string): void {
+    this.#quotaDropped++;
+    this.#lastQuotaAt = Date.now();
+    if (this.#quotaSince !== 0) return;
+    this.#quotaSince = this.#lastQuotaAt;
+    this.#log.error({ code: QUOTA }, `${QUOTA}: ${message}`);
+    this.#deps.onStorageIssue?.(this.#input.uid, { code: QUOTA, message });
+  }
+
+  #kept(): void {
+    if (this.#quotaSince === 0 || Date.now() - this.#lastQuotaAt < (this.#deps.quotaClearAfterMs ?? 5_000)) return;
+    this.#log.info(
+      { dropped: this.#quotaDropped, seconds: Math.round((this.#lastQuotaAt - this.#quotaSince) / 1000) },
+      'recording resumed: storage has room again',
+    );
+    this.#quotaSince = 0;
+    this.#quotaDropped = 0;
+    this.#deps.onStorageIssue?.(this.#input.uid, undefined);
   }
 
   finalize(): Promise<void> {
@@ -95,6 +172,10 @@ class Recording implements LiveRecording {
       try {
         await Promise.all([...this.#chains.values(), this.#sessionsWrite]);
         if (this.#dropped > 0) this.#log.warn({ dropped: this.#dropped }, 'segments arrived after the recording ended');
+        if (this.#quotaSince !== 0) {
+          this.#log.warn({ dropped: this.#quotaDropped }, 'recording ended while storage had no room');
+          this.#deps.onStorageIssue?.(this.#input.uid, undefined);
+        }
         if (!this.#created || !(await this.#created)) return; // nothing was recorded: no video
         await finalizeVideo(this.#deps, this.videoUid);
       } catch (error) {
@@ -154,19 +235,12 @@ class Recording implements LiveRecording {
       if (discontinuity || this.#lost.has(rendition)) entry.disc = true;
       await this.#deps.videos.appendManifest(this.videoUid, entry);
       this.#lost.delete(rendition);
+      this.#kept();
     } catch (error) {
       // Disk full, Redis away: this segment is lost to the recording; the live stream goes on.
       this.#lost.add(rendition);
-      this.#log.warn({ err: error, rendition, file: segment.name }, 'segment not recorded');
-      if (error instanceof StorageQuotaError && !this.#quotaReported) {
-        this.#quotaReported = true;
-        this.#deps.onEvent?.({
-          type: 'live_input.errored',
-          liveInputUid: this.#input.uid,
-          code: 'ERR_STORAGE_QUOTA_EXHAUSTED',
-          message: 'the recording storage is full; segments are not being recorded',
-        });
-      }
+      if (error instanceof StorageQuotaError || (error as { code?: unknown } | undefined)?.code === QUOTA) this.#refused((error as Error).message);
+      else this.#log.warn({ err: error, rendition, file: segment.name }, 'segment not recorded');
     }
   }
 }

@@ -234,6 +234,39 @@ describe.each(backends)('Spool → $name', ({ name, make }) => {
 });
 
 describe('Spool lifecycle', () => {
+  it('maxBytes caps what waits for a store that is down: further adds are refused whole, and accepted again once it drains', async () => {
+    const dir = await mkdtemp(join(workDir, 'spool-'));
+    const store = new ObservedStore(new DiskStore({ dir: await mkdtemp(join(workDir, 'media-')) }));
+    let down = true;
+    store.beforePut = () => {
+      if (down) throw new Error('store is down');
+    };
+    const spool = new Spool({ dir, store, logger: silentLogger(), retry: { baseMs: 20, maxMs: 50 }, maxBytes: 1000 });
+    await spool.start();
+    try {
+      await spool.add('cap/a.m4s', randomBytes(600));
+      // Two at once: the bytes of an add under way count too.
+      const [b, c] = await Promise.allSettled([spool.add('cap/b.m4s', randomBytes(300)), spool.add('cap/c.m4s', randomBytes(300))]);
+      expect([b.status, c.status].sort()).toEqual(['fulfilled', 'rejected']);
+      const refused = (b.status === 'rejected' ? b.reason : (c as PromiseRejectedResult).reason) as StorageQuotaError;
+      expect(refused).toBeInstanceOf(StorageQuotaError);
+      expect(refused.code).toBe('ERR_STORAGE_QUOTA_EXHAUSTED');
+      expect(refused.message).toMatch(/storage\.spoolMaxBytes = 1000/);
+      const { Readable } = await import('node:stream');
+      await expect(spool.add('cap/stream.m4s', Readable.from([randomBytes(500)]))).rejects.toBeInstanceOf(StorageQuotaError);
+      // Nothing half-written: two committed files, no temp files.
+      expect((await spoolFiles(dir)).map((f) => f.replace(/^[^.]+/, 'ID')).sort()).toEqual(['ID.data', 'ID.data', 'ID.json', 'ID.json']);
+      expect(spool.pendingBytes).toBe(900);
+      down = false;
+      await spool.flush();
+      await spool.add('cap/d.m4s', randomBytes(900));
+      await spool.flush();
+      expect(store.landed).toHaveLength(3);
+    } finally {
+      await spool.close();
+    }
+  });
+
   it('picks up a file another writer renames into the spool while it runs', async () => {
     const dir = await mkdtemp(join(workDir, 'spool-'));
     const media = await mkdtemp(join(workDir, 'media-'));

@@ -274,6 +274,42 @@ describe('Transcoder with real FFmpeg', () => {
     for (const pid of pids) expect(isAlive(pid)).toBe(false);
   });
 
+  it('a publisher silent after a crash does not use up the restart budget: FFmpeg restarts with its next keyframe', async () => {
+    const specs = ladder().slice(0, 1);
+    const t = new Transcoder({
+      ffmpegPath: FFMPEG,
+      args: argsFor(specs),
+      outputs: 1,
+      logger: silentLogger(),
+      startTimeoutMs: 3000,
+      restart: { maxRestarts: 1, windowMs: 60_000, backoff: { baseMs: 10, maxMs: 10 } },
+    });
+    const failures: Error[] = [];
+    t.on('failed', (err) => failures.push(err));
+    const out = collect(t, 1);
+    t.setHeaders(headers);
+    const started = t.start();
+    const half = media.findIndex((tag) => tag.timestamp >= (INPUT_SECONDS / 2) * 1000 && tag.keyframe);
+    await Promise.all([started, feed(t, media.slice(0, half), 4)]);
+    const firstPid = t.pid ?? 0;
+    process.kill(firstPid, 'SIGKILL');
+    await expect.poll(() => t.pid, { timeout: 10_000 }).toBeUndefined();
+    // Silent for over two start timeouts: processes started meanwhile would time out, one after
+    // the other, and the second would use up the budget of one restart.
+    await delay(7000);
+    expect(failures).toEqual([]);
+    expect(t.restarts).toBe(0);
+    expect(t.pid).toBeUndefined();
+    const restarted = once(t, 'restart');
+    await feed(t, media.slice(half), 4);
+    await restarted;
+    expect(t.restarts).toBe(1);
+    await t.close();
+    expect(failures).toEqual([]);
+    const files = await writeOutputs('after-silence', out[1] ?? []);
+    expect(topLevelBoxes(await readFile(files[0] ?? '')).slice(0, 2)).toEqual(['ftyp', 'moov']);
+  });
+
   it('rejects start() with FFmpeg’s stderr when the input cannot be decoded', async () => {
     const t = new Transcoder({ ffmpegPath: FFMPEG, args: argsFor(ladder()), outputs: 2, logger: silentLogger(), startTimeoutMs: 3_000 });
     t.setHeaders([headers[0] ?? Buffer.alloc(0)]);

@@ -155,4 +155,41 @@ describe('PlaybackGuard', () => {
     await guard.check(req(PUBLIC_UID));
     expect(policyCalls).toEqual([PUBLIC_UID, PRIVATE_UID, PUBLIC_UID]);
   });
+
+  it('while the policy store hangs or fails, a known asset plays under its last policy; an unknown one still waits', async () => {
+    const tokens = new TokenVerifier({ keys: { loadAll: async () => [record], watch: async () => ({ close: async () => {} }) } });
+    await tokens.start();
+    let mode: 'ok' | 'hang' | 'fail' = 'ok';
+    const hung: Array<() => void> = [];
+    const g = new PlaybackGuard({
+      tokens,
+      trustedProxies: [],
+      policyCacheMs: 1,
+      staleAfterMs: 20,
+      policyOf: async (uid) => {
+        if (mode === 'hang') await new Promise<void>((resolve) => hung.push(resolve));
+        if (mode === 'fail') throw new Error('redis away');
+        return policies[uid];
+      },
+    });
+    expect(await g.check(req(PRIVATE_UID))).toMatchObject({ ok: false, code: 'TOKEN_REQUIRED' });
+    await new Promise((r) => setTimeout(r, 5));
+    mode = 'hang';
+    // The last policy read still applies: no token, still refused; a public asset still plays.
+    expect(await g.check(req(PRIVATE_UID))).toMatchObject({ ok: false, code: 'TOKEN_REQUIRED' });
+    mode = 'fail';
+    hung.splice(0).forEach((r) => r());
+    await new Promise((r) => setTimeout(r, 5));
+    expect(await g.check(req(PRIVATE_UID))).toMatchObject({ ok: false, code: 'TOKEN_REQUIRED' });
+    await expect(g.check(req(PUBLIC_UID))).rejects.toThrow(/redis away/);
+    // An invalidated policy is not served stale.
+    mode = 'ok';
+    expect(await g.check(req(PUBLIC_UID))).toMatchObject({ ok: true });
+    g.invalidate(PUBLIC_UID);
+    mode = 'fail';
+    await expect(g.check(req(PUBLIC_UID))).rejects.toThrow(/redis away/);
+    mode = 'ok';
+    hung.splice(0).forEach((r) => r());
+    await tokens.close();
+  });
 });
