@@ -1,8 +1,9 @@
 import { mkdir, readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import type { Config } from './config/schema.ts';
-import { publicBaseUrl } from './config/load-config.ts';
+import { hasRole, type Config } from './config/schema.ts';
+import { advertiseUrl, publicBaseUrl } from './config/load-config.ts';
 import type { Logger } from './observability/logger.ts';
 import { EmbeddedRedis } from './state/embedded-redis.ts';
 import { createRedis, type RedisTarget } from './state/redis-client.ts';
@@ -35,6 +36,12 @@ import { VodPlayback } from './vod/vod-playback.ts';
 import { loadNodeId } from './vod/node-id.ts';
 import { interruptedRecordings, recoverRecordings } from './vod/recovery.ts';
 import { videoPrefix, type FinalizeDeps } from './vod/finalize.ts';
+import { ClusterLeases } from './state/cluster-leases.ts';
+import { OwnerProxy } from './origin/owner-proxy.ts';
+import { FailoverSweeper } from './vod/failover-sweeper.ts';
+
+/** The header node-to-node playback requests carry: the cluster secret (never logged). */
+const INTERNAL_HEADER = 'x-tributary-internal';
 
 export interface AppOptions {
   config: Config;
@@ -85,6 +92,8 @@ export class App {
   #spool: Spool | undefined;
   #vod: VodPlayback | undefined;
   #recovery: Promise<void> | undefined;
+  #cluster: ClusterLeases | undefined;
+  #failover: FailoverSweeper | undefined;
   #ready = false;
   #closing: Promise<void> | undefined;
 
@@ -106,6 +115,11 @@ export class App {
   /** Durable job queues (BullMQ on the same Redis); set once started. */
   get jobs(): JobQueues | undefined {
     return this.#jobs;
+  }
+
+  /** This node's heartbeat and live-session leases in the shared Redis. */
+  get cluster(): ClusterLeases | undefined {
+    return this.#cluster;
   }
 
   /** Playback of finalized videos (recordings), from the object store. */
@@ -167,7 +181,12 @@ export class App {
     this.#vod = new VodPlayback({ store });
     const vod = this.#vod;
     const videos = new VideoRepository({ redis: this.#redis, keys });
-    const vodDeps: FinalizeDeps = { videos, spool: this.#spool, logger: log, nodeId: await loadNodeId(config.dataDir) };
+    const nodeId = await loadNodeId(config.dataDir);
+    const vodDeps: FinalizeDeps = { videos, spool: this.#spool, logger: log, nodeId };
+    // Scale-out: this node's heartbeat and the leases of the sessions it ingests, so that other
+    // nodes find the owner of a live stream, and notice when it dies. Joined once HTTP listens.
+    const cluster = new ClusterLeases({ redis: this.#redis, keys, nodeId, roles: config.cluster.roles, ttlMs: config.cluster.leaseTtlMs, logger: log });
+    this.#cluster = cluster;
     // Read before this run records anything: every recording listed now was left by a crash.
     const interrupted = await interruptedRecordings(vodDeps);
     this.#recovery = recoverRecordings(vodDeps, interrupted);
@@ -252,13 +271,18 @@ export class App {
       ...(config.limits.maxLiveSessions > 0 ? { maxSessions: config.limits.maxLiveSessions } : {}),
       recorder,
       logger: log,
-      onSession: (session) =>
+      onSession: (session) => {
+        // Held while the session (live, then lingering with ENDLIST) is this node's current one.
+        cluster
+          .claim(session.liveInputUid, session.id, () => this.#sessions?.session(session.liveInputUid) === session)
+          .catch((error: unknown) => log.warn({ err: error, liveInput: session.liveInputUid }, 'could not record the live session lease'));
         simulcast.attach({
           liveInputUid: session.liveInputUid,
           id: session.id,
           tapFlv: (listener) => session.tapFlv(listener),
           onEnded: (listener) => session.on('ended', () => listener()),
-        }),
+        });
+      },
       settings: {
         ffmpegPath: config.ffmpeg.path,
         ffmpegStartTimeoutMs: config.ffmpeg.startTimeoutMs,
@@ -273,6 +297,18 @@ export class App {
         windowSegments: config.hls.windowSegments,
         maxInputBitrateKbps: config.limits.maxInputBitrateKbps,
       },
+    });
+
+    // Live streams of other nodes: found through their leases, relayed from their owner.
+    const ownerProxy = new OwnerProxy({
+      owners: {
+        ownerUrl: async (uid) => {
+          const lease = await cluster.lease(uid);
+          return lease && lease.node !== nodeId ? lease.url : undefined;
+        },
+      },
+      credential: () => ({ header: INTERNAL_HEADER, value: cluster.secret }),
+      timeoutMs: config.cluster.proxyTimeoutMs,
     });
 
     // The API hands out public URLs that carry the real ports: filled in once everything listens.
@@ -322,11 +358,21 @@ export class App {
           else if (change === 'updated' && record && !record.enabled) void sessions.terminate(uid, 'input_disabled');
         },
       });
-      await http.register(originPlugin, { live: sessions, guard, vod });
+      await http.register(originPlugin, {
+        live: sessions,
+        guard,
+        vod,
+        cluster: {
+          proxy: ownerProxy,
+          isInternal: (headers) => cluster.isSecret(headers[INTERNAL_HEADER]),
+          internalOnly: !hasRole(config, 'origin'),
+          holdMs: 30_000,
+        },
+      });
     };
 
     let rtmpPort: number | undefined;
-    if (config.rtmp.enabled) {
+    if (config.rtmp.enabled && hasRole(config, 'ingest')) {
       this.#rtmp = new RtmpServer({
         host: config.host,
         port: config.rtmp.port,
@@ -350,6 +396,24 @@ export class App {
     if (config.http.tls.port >= 0) {
       const [key, cert] = await Promise.all([readFile(config.http.tls.keyFile), readFile(config.http.tls.certFile)]);
       tlsPort = await this.#listen('tls', { http2: true, https: { allowHTTP1: true, key, cert } }, routes, config.http.tls.port);
+    }
+    await cluster.start(advertiseUrl(config, httpPort, hostname()));
+    if (hasRole(config, 'worker')) {
+      // Recordings of nodes that died are finalized from the store by a surviving worker.
+      this.#failover = new FailoverSweeper({
+        leases: cluster,
+        finalize: { ...vodDeps, store },
+        markLost: async (uid) => {
+          const input = await liveInputs.get(uid);
+          const state = input?.status?.current.state;
+          if (state === 'connected' || state === 'reconnected' || state === 'reconnecting') {
+            await liveInputs.setStatus(uid, 'disconnected', 'node_lost');
+          }
+        },
+        intervalMs: config.cluster.failoverSweepMs,
+        logger: log,
+      });
+      this.#failover.start();
     }
     const base = publicBaseUrl(config, httpPort);
     publicUrls.playbackBase = base;
@@ -405,10 +469,12 @@ export class App {
           this.log.warn({ err: error, step: name }, 'shutdown step failed');
         }
       };
+      await step('failover', () => this.#failover?.close());
       await step('rtmp', () => this.#rtmp?.close());
       await step('sessions', () => this.#sessions?.close());
       await step('simulcast', () => this.#simulcast?.close());
       await step('http', () => Promise.all(this.#http.map((h) => h.close())));
+      await step('cluster', () => this.#cluster?.close());
       // Uploads not finished stay in the spool for the next start; so do unfinished finalizations.
       await step('jobs', () => this.#jobs?.close());
       await step('spool', () => this.#spool?.close());

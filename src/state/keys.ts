@@ -30,6 +30,18 @@ export interface RedisKeys {
   nodeRecordings(nodeId: string): string;
   /** Hash: a live input's simulcast outputs, output uid → JSON record; deleted with the input. */
   liveInputOutputs(liveInputUid: string): string;
+  /** Set: ids of every node that has joined the cluster (pruned once a dead node is swept). */
+  clusterNodes(): string;
+  /** String (expiring): JSON heartbeat of a live node (advertise URL, roles). */
+  nodeHeartbeat(nodeId: string): string;
+  /** String (expiring): JSON lease of a live input's session (owner node, its URL, session id). */
+  liveLease(liveInputUid: string): string;
+  /** Set: live input uids whose session a node holds (to fix their status if it dies). */
+  nodeLiveInputs(nodeId: string): string;
+  /** String: the shared credential of node-to-node requests, generated once (SET NX). */
+  clusterSecret(): string;
+  /** String (expiring): a short lock that one node holds while it takes over a dead node's work. */
+  clusterLock(name: string): string;
 }
 
 export const DEFAULT_KEY_PREFIX = 'trib:';
@@ -50,5 +62,11 @@ export function createRedisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys 
     videoManifest: (uid) => `${prefix}video_manifest:${uid}`,
     nodeRecordings: (nodeId) => `${prefix}node_recordings:${nodeId}`,
     liveInputOutputs: (liveInputUid) => `${prefix}live_input_outputs:${liveInputUid}`,
+    clusterNodes: () => `${prefix}cluster_nodes`,
+    nodeHeartbeat: (nodeId) => `${prefix}node:${nodeId}`,
+    liveLease: (liveInputUid) => `${prefix}live_lease:${liveInputUid}`,
+    nodeLiveInputs: (nodeId) => `${prefix}node_live_inputs:${nodeId}`,
+    clusterSecret: () => `${prefix}cluster_secret`,
+    clusterLock: (name) => `${prefix}cluster_lock:${name}`,
   };
 }

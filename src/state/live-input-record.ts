@@ -102,6 +102,9 @@ export const LiveInputStatus = Type.Union([
       statusEnteredAt: Type.String({ format: 'date-time' }),
       ingestProtocol: Type.Optional(Type.String()),
       health: Type.Optional(IngestHealth),
+      reason: Type.Optional(
+        Type.String({ description: 'Why the state was entered when the server (not the publisher) ended it, e.g. node_lost' }),
+      ),
     }),
   }),
 ]);

@@ -104,10 +104,10 @@ export class LiveInputRepository {
   }
 
   /** Status changes are runtime state, not configuration, so `modified` is left alone. */
-  async setStatus(uid: string, state: LiveInputState): Promise<LiveInputRecord | undefined> {
+  async setStatus(uid: string, state: LiveInputState, reason?: string): Promise<LiveInputRecord | undefined> {
     return this.#mutate(uid, (record) => ({
       ...record,
-      status: { current: { state, statusEnteredAt: this.#now().toISOString() } },
+      status: { current: { state, statusEnteredAt: this.#now().toISOString(), ...(reason ? { reason } : {}) } },
     }));
   }
 
