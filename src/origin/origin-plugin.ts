@@ -262,7 +262,8 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
   }
 
   /**
-   * A live stream held by another node: relays `path` from its owner. Undefined when no other
+   * A live stream held by another node: relays `path` from its owner and returns true (a
+   * FastifyReply is thenable, so it is never handed through a promise). False when no other
    * node has it live (or the owner no longer has it): the caller goes on to VOD. Requests from
    * other nodes are never relayed again, so two nodes can never bounce a request between them.
    */
@@ -273,16 +274,17 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     path: string,
     kind: 'playlist' | 'media',
     holds: boolean,
-  ): Promise<FastifyReply | undefined> {
-    if (!cluster || internal(req)) return undefined;
+  ): Promise<boolean> {
+    if (!cluster || internal(req)) return false;
     let owner: string | undefined;
     try {
       owner = await cluster.proxy.ownerOf(id);
     } catch (error) {
       req.log.warn({ err: error }, 'live stream owner lookup failed');
-      return errorReply(reply, 503, 'STATE_UNAVAILABLE', 'cannot find the live stream right now');
+      errorReply(reply, 503, 'STATE_UNAVAILABLE', 'cannot find the live stream right now');
+      return true;
     }
-    if (owner === undefined) return undefined;
+    if (owner === undefined) return false;
     let answer;
     try {
       answer = await cluster.proxy.fetch(owner, path, holds ? cluster.holdMs : 0);
@@ -290,13 +292,14 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
       cluster.proxy.forget(id);
       if (!(error instanceof OwnerUnreachableError)) throw error;
       req.log.warn({ err: error.cause ?? error, owner, liveInput: id }, 'live stream owner did not answer');
-      return error.timedOut
-        ? errorReply(reply, 504, 'OWNER_TIMEOUT', 'the node holding this live stream did not answer in time')
-        : errorReply(reply, 502, 'OWNER_UNREACHABLE', 'the node holding this live stream is unreachable');
+      if (error.timedOut) errorReply(reply, 504, 'OWNER_TIMEOUT', 'the node holding this live stream did not answer in time');
+      else errorReply(reply, 502, 'OWNER_UNREACHABLE', 'the node holding this live stream is unreachable');
+      return true;
     }
-    if (answer.status === 404) return undefined;
-    if (answer.status === 200 && kind === 'playlist') return sendPlaylist(req, reply, answer.body.toString('utf8'), answer.cacheControl);
-    return reply.code(answer.status).type(answer.contentType).header('cache-control', answer.cacheControl).send(answer.body);
+    if (answer.status === 404) return false;
+    if (answer.status === 200 && kind === 'playlist') sendPlaylist(req, reply, answer.body.toString('utf8'), answer.cacheControl);
+    else reply.code(answer.status).type(answer.contentType).header('cache-control', answer.cacheControl).send(answer.body);
+    return true;
   }
 
   /** The request's query string without `token` (the edge already used it), with its `?`. */
@@ -316,7 +319,7 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     const stream = opts.live.stream(id);
     if (!stream) {
       const relayed = await relay(req, reply, id, `/${id}/manifest/video.m3u8`, 'playlist', false);
-      if (relayed) return relayed;
+      if (relayed) return reply;
       const vodText = await opts.vod?.masterPlaylist(id);
       if (vodText !== undefined) return sendPlaylist(req, reply, vodText, CACHE.vodPlaylist);
     }
@@ -338,7 +341,7 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
       if (!stream) {
         // Only the preload-hinted part is held; other media answers at once.
         const relayed = await relay(req, reply, id, `/${id}/manifest/${rendition}/${file}`, 'media', true);
-        if (relayed) return relayed;
+        if (relayed) return reply;
         const vod = await opts.vod?.resource(id, rendition, file);
         if (!vod) return notFound(reply, 'no such stream, video or file');
         return reply
@@ -369,7 +372,7 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     const stream = opts.live.stream(id);
     if (!stream) {
       const relayed = await relay(req, reply, id, `/${id}/manifest/${rendition}/${(req.params as { file: string }).file}${relayQuery(req)}`, 'playlist', msn !== undefined);
-      if (relayed) return relayed;
+      if (relayed) return reply;
       // A finished video: delivery directives do not apply to a VOD playlist.
       const vodText = await opts.vod?.mediaPlaylist(id, rendition);
       if (vodText !== undefined) return sendPlaylist(req, reply, vodText, CACHE.vodPlaylist);
