@@ -16,6 +16,7 @@ import { SimulcastManager } from './simulcast/simulcast-manager.ts';
 import { ApiKeyStore } from './state/api-key-store.ts';
 import { RtmpServer } from './ingest/rtmp/rtmp-server.ts';
 import { SessionRegistry, type LiveInputDirectory } from './live/session-registry.ts';
+import { IngestRefusal } from './live/ingest-contract.ts';
 import { originPlugin } from './origin/origin-plugin.ts';
 import { apiPlugin } from './api/api-plugin.ts';
 import { registerErrorHandling, frameworkErrors } from './api/errors.ts';
@@ -236,6 +237,11 @@ export class App {
     const directory: LiveInputDirectory = {
       findByStreamKey: async (key) => {
         const input = await liveInputs.getByStreamKey(key);
+        // Another node ingests this input right now: one publisher per input, cluster-wide.
+        const lease = input ? await cluster.lease(input.uid) : undefined;
+        if (input && lease?.live && lease.node !== nodeId) {
+          throw new IngestRefusal('LIVE_INPUT_BUSY', 'live input already has a publisher (on another node)', input.uid);
+        }
         return input
           ? {
               uid: input.uid,
@@ -276,6 +282,9 @@ export class App {
         cluster
           .claim(session.liveInputUid, session.id, () => this.#sessions?.session(session.liveInputUid) === session)
           .catch((error: unknown) => log.warn({ err: error, liveInput: session.liveInputUid }, 'could not record the live session lease'));
+        session.on('ended', () => {
+          cluster.ended(session.liveInputUid).catch((error: unknown) => log.warn({ err: error }, 'could not mark the live session lease ended'));
+        });
         simulcast.attach({
           liveInputUid: session.liveInputUid,
           id: session.id,

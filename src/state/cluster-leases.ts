@@ -8,6 +8,8 @@ export interface LiveLease {
   node: string;
   url: string;
   session: string;
+  /** False once the broadcast ended (the owner still serves its last playlists, with ENDLIST). */
+  live: boolean;
 }
 
 export interface NodeHeartbeat {
@@ -29,6 +31,7 @@ export interface ClusterLeasesOptions {
 // Renew or delete a key only while it still holds our value: a node never touches another's lease.
 const CAS_PEXPIRE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
 const CAS_DEL = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+const CAS_REPLACE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end return 0`;
 // KEYS: lock. ARGV: token.
 const LOCK_RELEASE = CAS_DEL;
 
@@ -144,7 +147,7 @@ export class ClusterLeases {
       return;
     }
     const { redis, keys, nodeId, ttlMs } = this.#opts;
-    const lease: LiveLease = { node: nodeId, url: this.#advertiseUrl, session: sessionId };
+    const lease: LiveLease = { node: nodeId, url: this.#advertiseUrl, session: sessionId, live: true };
     const value = JSON.stringify(lease);
     this.#held.set(liveInputUid, { value, current });
     await redis
@@ -152,6 +155,18 @@ export class ClusterLeases {
       .set(keys.liveLease(liveInputUid), value, 'PX', ttlMs)
       .sadd(keys.nodeLiveInputs(nodeId), liveInputUid)
       .exec();
+  }
+
+  /** The broadcast ended: the lease stays (viewers still get the ended playlists) but says so. */
+  async ended(liveInputUid: string): Promise<void> {
+    const held = this.#held.get(liveInputUid);
+    if (!held) return;
+    const lease = parseLease(held.value);
+    if (!lease?.live) return;
+    const value = JSON.stringify({ ...lease, live: false });
+    const { redis, keys, ttlMs } = this.#opts;
+    const ok = await redis.eval(CAS_REPLACE, 1, keys.liveLease(liveInputUid), held.value, value, String(ttlMs));
+    if (ok === 'OK' && this.#held.get(liveInputUid) === held) held.value = value;
   }
 
   /** Gives up this node's lease on an input (if it still holds it). */
@@ -234,7 +249,7 @@ export function parseLease(raw: string): LiveLease | undefined {
   try {
     const v = JSON.parse(raw) as Partial<LiveLease>;
     if (typeof v.node === 'string' && typeof v.url === 'string' && typeof v.session === 'string') {
-      return { node: v.node, url: v.url, session: v.session };
+      return { node: v.node, url: v.url, session: v.session, live: v.live === true };
     }
   } catch {
     // A malformed lease names no owner.

@@ -71,11 +71,6 @@ describe('three nodes sharing Redis and S3', () => {
   }, 240_000);
 
   afterAll(async () => {
-    if (process.env.CLUSTER_DEBUG) {
-      for (const [n, s] of [['A', a], ['B', b], ['C', c]] as const) {
-        console.log(n, s?.httpUrl, s?.logs.filter((l) => Number(l.level) >= 40 || /session|publish|lease|cluster/.test(String(l.msg))).map((l) => JSON.stringify(l)).join('\n'));
-      }
-    }
     for (const p of publishers) p.stop();
     await Promise.all(publishers.map((p) => p.exited));
     await browser?.close();
@@ -143,6 +138,13 @@ describe('three nodes sharing Redis and S3', () => {
     expect((await fetch(`${a.httpUrl}/${input.uid}/manifest/video.m3u8`, { headers: { 'x-tributary-internal': 'guess' } })).status).toBe(404);
     // B and C still serve everyone else: an unknown id is a plain 404.
     expect((await fetch(`${b.httpUrl}/${'0'.repeat(32)}/manifest/video.m3u8`)).status).toBe(404);
+
+    // One publisher per input across the cluster: the same key on another ingest node is refused,
+    // and the broadcast on A goes on.
+    const duplicate = await publishTestStream({ url: `${c.rtmpBase}/${input.streamKey}`, seconds: 5, width: 320, height: 240, realtime: true }).exited;
+    expect(duplicate.code).not.toBe(0);
+    await c.waitForLog((l) => l.msg === 'rtmp publish refused' && l.code === 'LIVE_INPUT_BUSY' && l.liveInputUid === input.uid, 10_000);
+    expect((await fetch(masterC)).status).toBe(200);
 
     // A few seconds recorded, then the owner dies without a word.
     const deadline = Date.now() + 60_000;

@@ -59,7 +59,10 @@ describe('cluster leases in a real Redis', () => {
     await b.start('http://127.0.0.1:11');
     let aHolds = true;
     await a.claim(UID, 's1', () => aHolds);
-    expect(await b.lease(UID)).toEqual({ node: 'owner-a', url: 'http://127.0.0.1:10', session: 's1' });
+    expect(await b.lease(UID)).toEqual({ node: 'owner-a', url: 'http://127.0.0.1:10', session: 's1', live: true });
+    // The broadcast ends: the lease stays (ended playlists are still served) but says so.
+    await a.ended(UID);
+    expect(await b.lease(UID)).toEqual({ node: 'owner-a', url: 'http://127.0.0.1:10', session: 's1', live: false });
     // Renewed past several TTLs.
     await new Promise((r) => setTimeout(r, 1500));
     expect((await b.lease(UID))?.node).toBe('owner-a');
@@ -68,7 +71,10 @@ describe('cluster leases in a real Redis', () => {
     await b.claim(UID, 's2', () => true);
     await new Promise((r) => setTimeout(r, 500));
     await a.release(UID);
-    expect(await a.lease(UID)).toEqual({ node: 'owner-b', url: 'http://127.0.0.1:11', session: 's2' });
+    expect(await a.lease(UID)).toEqual({ node: 'owner-b', url: 'http://127.0.0.1:11', session: 's2', live: true });
+    // Nor does A's late "ended" rewrite B's lease.
+    await a.ended(UID);
+    expect((await a.lease(UID))?.live).toBe(true);
     expect(await redis.redis.smembers(keys.nodeLiveInputs('owner-a'))).toEqual([]);
 
     // A session that is no longer current is released at the next renewal.
@@ -100,6 +106,16 @@ describe('cluster leases in a real Redis', () => {
     expect((await alive.members()).some((m) => m.node === 'dying')).toBe(false);
     await dead.close();
     await alive.close();
+  });
+
+  it('a malformed lease names no owner', async () => {
+    const a = node('reader');
+    const uid = 'd'.repeat(32);
+    for (const raw of ['not json', '{}', '{"node":1,"url":"x","session":"s"}', '[]', 'null']) {
+      await redis.redis.set(keys.liveLease(uid), raw);
+      expect(await a.lease(uid)).toBeUndefined();
+    }
+    await redis.redis.del(keys.liveLease(uid));
   });
 
   it('a lock is held by one node at a time and released after', async () => {
