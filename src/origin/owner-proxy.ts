@@ -45,14 +45,16 @@ export interface OwnerProxyOptions {
 export class OwnerProxy {
   readonly #opts: OwnerProxyOptions;
   readonly #inFlight = new Map<string, Promise<ProxiedResponse>>();
-  readonly #owners: LRUCache<string, { url: string | null }>;
+  readonly #owners: LRUCache<string, { url: string | null }> | undefined;
   readonly #media: LRUCache<string, ProxiedResponse>;
   /** Upstream requests sent, and requests answered by joining one in flight (for figures and tests). */
   readonly stats = { upstream: 0, coalesced: 0, cached: 0 };
 
   constructor(opts: OwnerProxyOptions) {
     this.#opts = opts;
-    this.#owners = new LRUCache({ max: 10_000, ttl: opts.lookupCacheMs ?? 1000 });
+    // lru-cache reads a ttl of 0 as "forever": no cache at all then.
+    const lookupTtl = opts.lookupCacheMs ?? 1000;
+    this.#owners = lookupTtl > 0 ? new LRUCache({ max: 10_000, ttl: lookupTtl }) : undefined;
     this.#media = new LRUCache({
       max: 2048,
       ttl: opts.mediaCacheMs ?? 6000,
@@ -63,16 +65,16 @@ export class OwnerProxy {
 
   /** The owner of a live stream elsewhere, looked up at most once per cache period. */
   async ownerOf(liveInputUid: string): Promise<string | undefined> {
-    const cached = this.#owners.get(liveInputUid);
+    const cached = this.#owners?.get(liveInputUid);
     if (cached) return cached.url ?? undefined;
     const url = await this.#opts.owners.ownerUrl(liveInputUid);
-    this.#owners.set(liveInputUid, { url: url ?? null });
+    this.#owners?.set(liveInputUid, { url: url ?? null });
     return url;
   }
 
   /** Forgets a looked-up owner (it did not answer: the next request asks Redis again). */
   forget(liveInputUid: string): void {
-    this.#owners.delete(liveInputUid);
+    this.#owners?.delete(liveInputUid);
   }
 
   /**
