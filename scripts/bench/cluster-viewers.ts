@@ -5,8 +5,9 @@
  *
  *   node scripts/bench/cluster-viewers.ts [--counts 60,150] [--window 10] [--clients-per-loadgen 250]
  *
- * Viewers are the load generator of latency-viewers.ts (separate processes; each client follows
- * one rendition with `_HLS_msn`/`_HLS_part` and fetches every new part). A probe client on the
+ * Viewers run in load-generator processes (this script with `--loadgen`), the same number for
+ * both layouts, each client following one node's copy of the rendition with `_HLS_msn`/`_HLS_part`
+ * and fetching every new part (clients are dealt to the nodes in turn). A probe client on the
  * owner records when each part is first listed; part delivery delay = a client has the part's
  * last byte − the probe saw it listed. All nodes run on this machine: the three-node figures
  * show what relaying costs and that coalescing holds (each relay node asks the owner once per
@@ -16,7 +17,6 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startServer, createLiveInput, type TestServer } from '../../test/helpers/server.ts';
 import { startTestRedis } from '../../test/helpers/redis.ts';
@@ -29,10 +29,65 @@ const { values } = parseArgs({
     counts: { type: 'string', default: '60,150' },
     window: { type: 'string', default: '10' },
     'clients-per-loadgen': { type: 'string', default: '250' },
+    loadgen: { type: 'boolean', default: false },
+    urls: { type: 'string', default: '' },
+    clients: { type: 'string', default: '0' },
+    seconds: { type: 'string', default: '0' },
   },
 });
 const windowS = Number(values.window);
-const LOADGEN = path.join(import.meta.dirname, 'latency-viewers.ts');
+
+/** Load generator (child process): clients dealt over `urls` in turn; prints receipts per node index. */
+async function loadgen(urls: string[], clients: number, seconds: number): Promise<void> {
+  const per = urls.map(() => ({ receipts: {} as Record<string, number[]>, playlistErrors: 0, partErrors: 0 }));
+  const abort = new AbortController();
+  const one = async (i: number) => {
+    await sleep((i * 1000) / clients);
+    const url = urls[i % urls.length]!;
+    const report = per[i % urls.length]!;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const queue: string[] = [];
+    let busy = false;
+    const drain = async () => {
+      if (busy) return;
+      busy = true;
+      while (queue.length > 0 && !abort.signal.aborted) {
+        const uri = queue.shift()!;
+        const r = await getBytes(new URL(uri, url).toString(), agent);
+        if (r.status !== 200) report.partErrors++;
+        else (report.receipts[uri] ??= []).push(r.at);
+      }
+      busy = false;
+    };
+    const s = await followParts(url, abort.signal, (p) => {
+      queue.push(p.uri);
+      void drain();
+    });
+    report.playlistErrors += s.errors;
+    agent.destroy();
+  };
+  const all = Array.from({ length: clients }, (_, i) => one(i));
+  await sleep(seconds * 1000);
+  abort.abort();
+  await Promise.all(all);
+  process.stdout.write(`${JSON.stringify(per)}\n`);
+}
+
+function getBytes(url: string, agent: http.Agent): Promise<{ status: number; at: number }> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { agent }, (res) => {
+      res.on('data', () => {});
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, at: Date.now() }));
+      res.on('error', () => resolve({ status: 0, at: Date.now() }));
+    });
+    req.on('error', () => resolve({ status: 0, at: Date.now() }));
+  });
+}
+
+if (values.loadgen) {
+  await loadgen(values.urls.split(','), Number(values.clients), Number(values.seconds));
+  process.exit(0);
+}
 
 function rssBytes(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
@@ -45,12 +100,15 @@ interface Receipts {
   partErrors: number;
 }
 
-/** Runs `clients` viewers of `url` in load-generator processes for `seconds`; resolves with their receipts. */
-function viewers(url: string, clients: number, seconds: number): { done: Promise<Receipts> } {
+/**
+ * Runs `clients` viewers dealt over `urls` in turn, in as many load-generator processes as the
+ * count needs (the same for one node or three); resolves with receipts per URL.
+ */
+function viewers(urls: string[], clients: number, seconds: number): Promise<Receipts[]> {
   const procs = Math.max(1, Math.ceil(clients / Number(values['clients-per-loadgen'])));
   const runs = Array.from({ length: procs }, (_, i) => {
     const share = Math.floor(clients / procs) + (i < clients % procs ? 1 : 0);
-    const child = spawn(process.execPath, [LOADGEN, '--loadgen', '--url', url, '--clients', String(share), '--seconds', String(seconds)], {
+    const child = spawn(process.execPath, [import.meta.filename, '--loadgen', '--urls', urls.join(','), '--clients', String(share), '--seconds', String(seconds)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
@@ -59,18 +117,18 @@ function viewers(url: string, clients: number, seconds: number): { done: Promise
     });
     return new Promise<string>((resolve) => child.on('exit', () => resolve(out)));
   });
-  return {
-    done: Promise.all(runs).then((outs) => {
-      const all: Receipts = { receipts: {}, playlistErrors: 0, partErrors: 0 };
-      for (const text of outs) {
-        const r = JSON.parse(text.trim().split('\n').at(-1) ?? '{}') as Partial<Receipts>;
-        for (const [uri, times] of Object.entries(r.receipts ?? {})) (all.receipts[uri] ??= []).push(...times);
-        all.playlistErrors += r.playlistErrors ?? 0;
-        all.partErrors += r.partErrors ?? 0;
-      }
-      return all;
-    }),
-  };
+  return Promise.all(runs).then((outs) => {
+    const all: Receipts[] = urls.map(() => ({ receipts: {}, playlistErrors: 0, partErrors: 0 }));
+    for (const text of outs) {
+      const per = JSON.parse(text.trim().split('\n').at(-1) ?? '[]') as Receipts[];
+      per.forEach((r, i) => {
+        for (const [uri, times] of Object.entries(r.receipts)) (all[i]!.receipts[uri] ??= []).push(...times);
+        all[i]!.playlistErrors += r.playlistErrors;
+        all[i]!.partErrors += r.partErrors;
+      });
+    }
+    return all;
+  });
 }
 
 /** Delays (s) of every part listed inside [from, to − 1 s], and the share of expected receipts that arrived. */
@@ -129,13 +187,13 @@ try {
         });
         const rss0 = targets.map((s) => rssBytes(s.process.pid!));
         const rampS = 3;
-        const runs = targets.map((s, i) => viewers(media(s), Math.floor(n / targets.length) + (i < n % targets.length ? 1 : 0), rampS + windowS + 1));
+        const run = viewers(targets.map(media), n, rampS + windowS + 1);
         await sleep(rampS * 1000);
         const from = Date.now();
         await sleep(windowS * 1000);
         const rss1 = targets.map((s) => rssBytes(s.process.pid!));
         const to = Date.now();
-        const receipts = await Promise.all(runs.map((r) => r.done));
+        const receipts = await run;
         abort.abort();
         await probe;
         const all: number[] = [];
