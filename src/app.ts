@@ -1,9 +1,10 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path, { join } from 'node:path';
 import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import type { Config } from './config/schema.ts';
-import { publicBaseUrl } from './config/load-config.ts';
+import { hasRole, type Config } from './config/schema.ts';
+import { advertiseUrl, publicBaseUrl } from './config/load-config.ts';
 import type { Logger } from './observability/logger.ts';
 import { EmbeddedRedis } from './state/embedded-redis.ts';
 import { createRedis, type RedisTarget } from './state/redis-client.ts';
@@ -20,6 +21,7 @@ import { CertificateWatcher, readCertificatePair } from './ingest/rtmp/certifica
 import { WhipIngest } from './ingest/whip/whip-ingest.ts';
 import { whipRoutes } from './ingest/whip/whip-routes.ts';
 import { SessionRegistry, type LiveInputDirectory } from './live/session-registry.ts';
+import { IngestRefusal } from './live/ingest-contract.ts';
 import { originPlugin } from './origin/origin-plugin.ts';
 import { apiPlugin, type PublicUrls } from './api/api-plugin.ts';
 import { registerErrorHandling, frameworkErrors } from './api/errors.ts';
@@ -64,6 +66,12 @@ import { ffprobePathFor } from './vod/upload-probe.ts';
 import { UploadTokenRepository } from './state/upload-token-repo.ts';
 import { createTusServer } from './api/tus-routes.ts';
 import { directUploadTargetRoutes, type UploadRoutesOptions } from './api/upload-routes.ts';
+import { ClusterLeases } from './state/cluster-leases.ts';
+import { OwnerProxy } from './origin/owner-proxy.ts';
+import { FailoverSweeper } from './vod/failover-sweeper.ts';
+
+/** The header node-to-node playback requests carry: the cluster secret (never logged). */
+const INTERNAL_HEADER = 'x-tributary-internal';
 
 export interface AppOptions {
   config: Config;
@@ -126,6 +134,8 @@ export class App {
   #webhooks: WebhookDispatcher | undefined;
   #uploadProcessor: UploadProcessor | undefined;
   #uploadIntake: UploadIntake | undefined;
+  #cluster: ClusterLeases | undefined;
+  #failover: FailoverSweeper | undefined;
   #ready = false;
   #closing: Promise<void> | undefined;
 
@@ -152,6 +162,11 @@ export class App {
   /** Every Prometheus series (set once started, unless `metrics.enabled` is false). */
   get metrics(): Metrics | undefined {
     return this.#metrics;
+  }
+
+  /** This node's heartbeat and live-session leases in the shared Redis. */
+  get cluster(): ClusterLeases | undefined {
+    return this.#cluster;
   }
 
   /** Playback of finalized videos (recordings), from the object store. */
@@ -217,6 +232,7 @@ export class App {
     this.#vod = new VodPlayback({ store });
     const vod = this.#vod;
     const videos = new VideoRepository({ redis: this.#redis, keys });
+    const nodeId = await loadNodeId(config.dataDir);
     // The API hands out public URLs that carry the real ports: filled in once everything listens.
     const publicUrls: PublicUrls = { rtmp: '', webRTC: '', playbackBase: '' };
 
@@ -229,14 +245,17 @@ export class App {
       sequenceTtlSeconds: wh.maxRetrySeconds + 86_400,
     });
     const targetGuard = new TargetGuard(wh);
-    new WebhookWorker({
+    // Job workers (webhook deliveries, downloads, uploads, deletions) run on nodes with the worker role.
+    const isWorker = hasRole(config, 'worker');
+    const webhookWorker = new WebhookWorker({
       jobs: this.#jobs,
       store: webhookStore,
       guard: targetGuard,
       settings: wh,
       logger: log,
       onAttempt: (outcome) => this.#metrics?.webhookDelivery(outcome),
-    }).start();
+    });
+    if (isWorker) webhookWorker.start();
     this.#webhooks = new WebhookDispatcher({
       events: this.events,
       jobs: this.#jobs,
@@ -276,12 +295,12 @@ export class App {
       tmpDir,
       concurrency: config.vod.downloadConcurrency,
     });
-    downloads.start();
+    if (isWorker) downloads.start();
     const vodDeps: FinalizeDeps = {
       videos,
       spool: this.#spool,
       logger: log,
-      nodeId: await loadNodeId(config.dataDir),
+      nodeId,
       onEvent: emit,
       // The default thumbnail is rendered once, now, rather than by the first viewer.
       onReady: (record) => {
@@ -293,6 +312,10 @@ export class App {
           );
       },
     };
+    // Scale-out: this node's heartbeat and the leases of the sessions it ingests, so that other
+    // nodes find the owner of a live stream, and notice when it dies. Joined once HTTP listens.
+    const cluster = new ClusterLeases({ redis: this.#redis, keys, nodeId, roles: config.cluster.roles, ttlMs: config.cluster.leaseTtlMs, logger: log });
+    this.#cluster = cluster;
     // Read before this run records anything: every recording listed now was left by a crash.
     const interrupted = await interruptedRecordings(vodDeps);
     this.#recovery = recoverRecordings(vodDeps, interrupted);
@@ -371,7 +394,7 @@ export class App {
       pendingExpirySeconds: up.tusExpirySeconds,
     };
     await intake.start();
-    this.#uploadProcessor.start();
+    this.#uploadProcessor.start({ work: isWorker });
 
     // Signed playback: keys in Redis, tokens verified locally with cached keys.
     const signingKeys = new SigningKeyRepository({ redis: this.#redis, keys });
@@ -439,6 +462,11 @@ export class App {
     const directory: LiveInputDirectory = {
       findByStreamKey: async (key) => {
         const input = await liveInputs.getByStreamKey(key);
+        // Another node ingests this input right now: one publisher per input, cluster-wide.
+        const lease = input ? await cluster.lease(input.uid) : undefined;
+        if (input && lease?.live && lease.node !== nodeId) {
+          throw new IngestRefusal('LIVE_INPUT_BUSY', 'live input already has a publisher (on another node)', input.uid);
+        }
         return input
           ? {
               uid: input.uid,
@@ -474,13 +502,21 @@ export class App {
       ...(config.limits.maxLiveSessions > 0 ? { maxSessions: config.limits.maxLiveSessions } : {}),
       recorder,
       logger: log,
-      onSession: (session) =>
+      onSession: (session) => {
+        // Held while the session (live, then lingering with ENDLIST) is this node's current one.
+        cluster
+          .claim(session.liveInputUid, session.id, () => this.#sessions?.session(session.liveInputUid) === session)
+          .catch((error: unknown) => log.warn({ err: error, liveInput: session.liveInputUid }, 'could not record the live session lease'));
+        session.on('ended', () => {
+          cluster.ended(session.liveInputUid).catch((error: unknown) => log.warn({ err: error }, 'could not mark the live session lease ended'));
+        });
         simulcast.attach({
           liveInputUid: session.liveInputUid,
           id: session.id,
           tapFlv: (listener) => session.tapFlv(listener),
           onEnded: (listener) => session.on('ended', () => listener()),
-        }),
+        });
+      },
       ...(metrics ? { metrics } : {}),
       onEvent: emit,
       settings: {
@@ -501,7 +537,7 @@ export class App {
 
     // WHIP: one werift peer and one bridge FFmpeg per publisher; its media joins the same sessions.
     const w = config.whip;
-    const whip = w.enabled
+    const whip = w.enabled && hasRole(config, 'ingest')
       ? new WhipIngest({
           handler: this.#sessions,
           logger: log.child({ component: 'whip' }),
@@ -528,6 +564,18 @@ export class App {
         })
       : undefined;
     this.#whip = whip;
+
+    // Live streams of other nodes: found through their leases, relayed from their owner.
+    const ownerProxy = new OwnerProxy({
+      owners: {
+        ownerUrl: async (uid) => {
+          const lease = await cluster.lease(uid);
+          return lease && lease.node !== nodeId ? lease.url : undefined;
+        },
+      },
+      credential: () => ({ header: INTERNAL_HEADER, value: cluster.secret }),
+      timeoutMs: config.cluster.proxyTimeoutMs,
+    });
 
     const sessions = this.#sessions;
     metrics?.observeLive(sessions);
@@ -598,13 +646,19 @@ export class App {
           touchViewer: (uid, session) => viewers.touch(uid, session),
           viewers: (uid) => viewers.count(uid),
         },
+        cluster: {
+          proxy: ownerProxy,
+          isInternal: (headers) => cluster.isSecret(headers[INTERNAL_HEADER]),
+          internalOnly: !hasRole(config, 'origin'),
+          holdMs: 30_000,
+        },
       });
       await http.register(consolePlugin);
       if (whip) await http.register(whipRoutes, { ingest: whip, allowedOrigins: w.allowedOrigins, maxSdpBytes: w.maxSdpBytes });
     };
 
     let rtmpPort: number | undefined;
-    if (config.rtmp.enabled) {
+    if (config.rtmp.enabled && hasRole(config, 'ingest')) {
       this.#rtmp = new RtmpServer({
         host: config.host,
         port: config.rtmp.port,
@@ -621,7 +675,7 @@ export class App {
     }
     const rtmpsPort = await this.#startRtmps();
     let srtPort: number | undefined;
-    if (config.srt.enabled) {
+    if (config.srt.enabled && hasRole(config, 'ingest')) {
       this.#srt = new SrtServer({
         host: config.host,
         port: config.srt.port,
@@ -661,6 +715,24 @@ export class App {
       };
       metricsPort = await this.#listen('metrics', {}, metricsRoutes, config.metrics.port, config.metrics.host || config.host);
     }
+    await cluster.start(advertiseUrl(config, httpPort, hostname()));
+    if (hasRole(config, 'worker')) {
+      // Recordings of nodes that died are finalized from the store by a surviving worker.
+      this.#failover = new FailoverSweeper({
+        leases: cluster,
+        finalize: { ...vodDeps, store },
+        markLost: async (uid) => {
+          const input = await liveInputs.get(uid);
+          const state = input?.status?.current.state;
+          if (state === 'connected' || state === 'reconnected' || state === 'reconnecting') {
+            await liveInputs.setStatus(uid, 'disconnected', 'node_lost');
+          }
+        },
+        intervalMs: config.cluster.failoverSweepMs,
+        logger: log,
+      });
+      this.#failover.start();
+    }
     const base = publicBaseUrl(config, httpPort);
     publicUrls.playbackBase = base;
     publicUrls.webRTC = `${base}/whip`;
@@ -670,7 +742,7 @@ export class App {
     if (srtPort !== undefined) publicUrls.srt = `srt://${publicHost}:${srtPort}`;
 
     // Background work that readiness does not wait for (BullMQ loads its scripts on first use).
-    sweep.start().catch((error: unknown) => {
+    if (isWorker) sweep.start().catch((error: unknown) => {
       if (!this.#closing) log.error({ err: error }, 'could not start the scheduled deletion sweep');
     });
 
@@ -716,7 +788,7 @@ export class App {
   async #startRtmps(): Promise<number | undefined> {
     const { config, log } = this;
     const { enabled, port, certFile, keyFile } = config.rtmps;
-    if (!enabled || !this.#sessions) return undefined;
+    if (!enabled || !this.#sessions || !hasRole(config, 'ingest')) return undefined;
     const logger = log.child({ component: 'rtmps' });
     if (!certFile || !keyFile) {
       logger.info('rtmps off: set rtmps.certFile and rtmps.keyFile (TRIBUTARY_RTMPS_CERT_FILE, TRIBUTARY_RTMPS_KEY_FILE) to enable it');
@@ -783,6 +855,7 @@ export class App {
           this.log.warn({ err: error, step: name }, 'shutdown step failed');
         }
       };
+      await step('failover', () => this.#failover?.close());
       await step('rtmp', () => this.#rtmp?.close());
       await step('rtmps', () => Promise.all([this.#rtmpsCertificate?.close(), this.#rtmps?.close()]));
       await step('srt', () => this.#srt?.close());
@@ -795,6 +868,7 @@ export class App {
         this.#uploadProcessor?.close();
         return this.#uploadIntake?.close();
       });
+      await step('cluster', () => this.#cluster?.close());
       // Uploads not finished stay in the spool for the next start; so do unfinished finalizations.
       await step('webhooks', () => this.#webhooks?.close());
       await step('jobs', () => this.#jobs?.close());

@@ -181,6 +181,16 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError('publicUrl: must be http(s)');
     config.publicUrl = url.toString().replace(/\/$/, '');
   }
+  if (config.cluster.advertiseUrl) {
+    let url: URL;
+    try {
+      url = new URL(config.cluster.advertiseUrl);
+    } catch {
+      throw new ConfigError(`cluster.advertiseUrl: "${config.cluster.advertiseUrl}" is not a URL`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError('cluster.advertiseUrl: must be http(s)');
+    config.cluster.advertiseUrl = url.toString().replace(/\/$/, '');
+  }
   config.dataDir = path.resolve(cwd, config.dataDir);
   config.storage.dir = path.resolve(config.dataDir, config.storage.dir || 'media');
   config.storage.spoolDir = path.resolve(config.dataDir, config.storage.spoolDir || 'spool');
@@ -192,5 +202,15 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
 export function publicBaseUrl(config: Config, httpPort: number): string {
   if (config.publicUrl) return config.publicUrl;
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${httpPort}`;
+}
+
+/**
+ * How other nodes reach this node's HTTP listener: the configured URL, or one derived from the
+ * bind address and port (a wildcard bind advertises the host name).
+ */
+export function advertiseUrl(config: Config, httpPort: number, hostname: string): string {
+  if (config.cluster.advertiseUrl) return config.cluster.advertiseUrl;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? hostname : config.host;
   return `http://${host.includes(':') ? `[${host}]` : host}:${httpPort}`;
 }

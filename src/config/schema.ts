@@ -6,6 +6,10 @@ import Type, { type Static } from 'typebox';
 
 const closed = { additionalProperties: false, default: {} } as const;
 
+/** The roles a node can hold (`cluster.roles`); every node holds all three by default. */
+export const CLUSTER_ROLES = ['ingest', 'origin', 'worker'] as const;
+export type ClusterRole = (typeof CLUSTER_ROLES)[number];
+
 const LadderRung = Type.Object(
   {
     name: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,31}$' }),
@@ -330,8 +334,32 @@ export const ConfigSchema = Type.Object(
       },
       closed,
     ),
+    cluster: Type.Object(
+      {
+        roles: Type.Array(Type.Union([Type.Literal('ingest'), Type.Literal('origin'), Type.Literal('worker')]), {
+          default: [...CLUSTER_ROLES],
+          minItems: 1,
+          maxItems: 3,
+          uniqueItems: true,
+          description: 'What this node does: ingest (RTMP/WHIP/SRT listeners), origin (playback), worker (jobs, failover).',
+        }),
+        advertiseUrl: Type.String({
+          default: '',
+          description: "How other nodes reach this node's HTTP listener (http://10.0.0.5:8080). Empty: derived from host and port.",
+        }),
+        leaseTtlMs: Type.Integer({ default: 5000, minimum: 1000, maximum: 120_000, description: 'Node heartbeat and live-session lease TTL; renewed every third.' }),
+        failoverSweepMs: Type.Integer({ default: 2000, minimum: 200, maximum: 600_000, description: 'How often workers look for recordings of dead nodes.' }),
+        proxyTimeoutMs: Type.Integer({ default: 10_000, minimum: 500, maximum: 120_000, description: 'Origin → owner request timeout beyond a blocking hold.' }),
+      },
+      closed,
+    ),
   },
   { additionalProperties: false },
 );
 
 export type Config = Static<typeof ConfigSchema>;
+
+/** True when this node holds `role` (the seam other modules check before starting their part). */
+export function hasRole(config: Pick<Config, 'cluster'>, role: ClusterRole): boolean {
+  return config.cluster.roles.includes(role);
+}

@@ -5,6 +5,18 @@ import { parseHlsQuery } from './hls-query.ts';
 import type { HlsStreamView, HoldResult, LivePlayback, PlaybackAccess, VodSource } from './live-playback.ts';
 import { derivedRoutes, type DownloadFiles, type ThumbnailSource } from './derived-routes.ts';
 import { liveInfoRoutes, playbackSession, type LiveInfo } from './live-info-routes.ts';
+import { OwnerUnreachableError, type OwnerProxy } from './owner-proxy.ts';
+
+/** Playback on a node of a cluster: live streams of other nodes are relayed from their owner. */
+export interface ClusterPlayback {
+  proxy: OwnerProxy;
+  /** True when a request carries the cluster's internal credential (its edge node authorized it). */
+  isInternal(headers: Record<string, string | string[] | undefined>): boolean;
+  /** This node has no origin role: it answers only other nodes' requests for its own streams. */
+  internalOnly: boolean;
+  /** How long an owner may hold a relayed blocking request, ms. */
+  holdMs: number;
+}
 
 export interface OriginOptions {
   live: LivePlayback;
@@ -23,6 +35,8 @@ export interface OriginOptions {
   maxHoldMs?: number;
   /** Enables `/{id}/lifecycle` and `/{id}/views`, and counts viewers of live streams. */
   liveInfo?: LiveInfo;
+  /** Set on a node of a cluster (several nodes sharing Redis and the object store). */
+  cluster?: ClusterPlayback;
 }
 
 // Ids are 32 hex chars (live input or video uid). Rendition names and file names are checked
@@ -93,6 +107,15 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     for (const controller of held) controller.abort(SHUTDOWN);
   });
 
+  const cluster = opts.cluster;
+  const internal = (req: FastifyRequest) => cluster?.isInternal(req.headers) === true;
+  if (cluster?.internalOnly) {
+    app.addHook('onRequest', async (req, reply) => {
+      if (!internal(req)) return errorReply(reply, 404, 'NOT_FOUND', 'this node does not serve playback');
+      return undefined;
+    });
+  }
+
   app.decorateRequest('reflectOrigin', false);
   app.addHook('onSend', async (req, reply, payload) => {
     // An asset limited to some sites names the (already checked) site; others are public.
@@ -120,7 +143,8 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     deny: (status: number, code: string, message: string) => unknown = (status, code, message) => errorReply(reply, status, code, message),
   ): Promise<Authorized | undefined> {
     const guard = opts.guard;
-    if (!guard) {
+    // Another node of the cluster already checked the viewer's rights and resolved the uid.
+    if (!guard || internal(req)) {
       if (ID.test(id)) return { uid: id };
       deny(404, 'NOT_FOUND', 'no such stream or file');
       return undefined;
@@ -261,12 +285,68 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     if (stream && !stream.ended) opts.liveInfo?.touchViewer(uid, playbackSession(req, (req.params as { id: string }).id));
   }
 
+  /**
+   * A live stream held by another node: relays `path` from its owner and returns true (a
+   * FastifyReply is thenable, so it is never handed through a promise). False when no other
+   * node has it live (or the owner no longer has it): the caller goes on to VOD. Requests from
+   * other nodes are never relayed again, so two nodes can never bounce a request between them.
+   */
+  async function relay(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    id: string,
+    path: string,
+    kind: 'playlist' | 'media',
+    holds: boolean,
+  ): Promise<boolean> {
+    if (!cluster || internal(req)) return false;
+    let owner: string | undefined;
+    try {
+      owner = await cluster.proxy.ownerOf(id);
+    } catch (error) {
+      req.log.warn({ err: error }, 'live stream owner lookup failed');
+      errorReply(reply, 503, 'STATE_UNAVAILABLE', 'cannot find the live stream right now');
+      return true;
+    }
+    if (owner === undefined) return false;
+    let answer;
+    try {
+      answer = await cluster.proxy.fetch(owner, path, holds ? cluster.holdMs : 0);
+    } catch (error) {
+      cluster.proxy.forget(id);
+      if (!(error instanceof OwnerUnreachableError)) throw error;
+      req.log.warn({ err: error.cause ?? error, owner, liveInput: id }, 'live stream owner did not answer');
+      if (error.timedOut) errorReply(reply, 504, 'OWNER_TIMEOUT', 'the node holding this live stream did not answer in time');
+      else errorReply(reply, 502, 'OWNER_UNREACHABLE', 'the node holding this live stream is unreachable');
+      return true;
+    }
+    if (answer.status === 404) return false;
+    // A viewer of a stream relayed from its owner is counted here, at the edge it reached.
+    if (answer.status === 200) opts.liveInfo?.touchViewer(id, playbackSession(req, (req.params as { id: string }).id));
+    if (answer.status === 200 && kind === 'playlist') sendPlaylist(req, reply, answer.body.toString('utf8'), answer.cacheControl);
+    else reply.code(answer.status).type(answer.contentType).header('cache-control', answer.cacheControl).send(answer.body);
+    return true;
+  }
+
+  /** The request's query string without `token` (the edge already used it), with its `?`. */
+  function relayQuery(req: FastifyRequest): string {
+    const rawUrl = req.raw.url ?? '';
+    const q = rawUrl.indexOf('?');
+    if (q < 0) return '';
+    const query = new URLSearchParams(rawUrl.slice(q + 1));
+    query.delete('token');
+    const rest = query.toString();
+    return rest ? `?${rest}` : '';
+  }
+
   app.get<{ Params: { id: string } }>('/:id/manifest/video.m3u8', async (req, reply) => {
     const id = (await authorize(req, reply, req.params.id))?.uid;
     if (id === undefined) return reply;
     const stream = opts.live.stream(id);
     countViewer(req, id, stream);
     if (!stream) {
+      const relayed = await relay(req, reply, id, `/${id}/manifest/video.m3u8`, 'playlist', false);
+      if (relayed) return reply;
       const vodText = await opts.vod?.masterPlaylist(id);
       if (vodText !== undefined) return sendPlaylist(req, reply, vodText, CACHE.vodPlaylist);
     }
@@ -287,6 +367,9 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
       const stream = opts.live.stream(id);
       countViewer(req, id, stream);
       if (!stream) {
+        // Only the preload-hinted part is held; other media answers at once.
+        const relayed = await relay(req, reply, id, `/${id}/manifest/${rendition}/${file}`, 'media', true);
+        if (relayed) return reply;
         const vod = await opts.vod?.resource(id, rendition, file);
         if (!vod) return notFound(reply, 'no such stream, video or file');
         return reply
@@ -317,6 +400,8 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     const stream = opts.live.stream(id);
     countViewer(req, id, stream);
     if (!stream) {
+      const relayed = await relay(req, reply, id, `/${id}/manifest/${rendition}/${(req.params as { file: string }).file}${relayQuery(req)}`, 'playlist', msn !== undefined);
+      if (relayed) return reply;
       // A finished video: delivery directives do not apply to a VOD playlist.
       const vodText = await opts.vod?.mediaPlaylist(id, rendition);
       if (vodText !== undefined) return sendPlaylist(req, reply, vodText, CACHE.vodPlaylist);

@@ -50,6 +50,18 @@ export interface RedisKeys {
   uploadToken(tokenHash: string): string;
   /** Sorted set: uids of videos waiting for their upload, scored by when the wait expires (ms). */
   pendingUploads(): string;
+  /** Set: ids of every node that has joined the cluster (pruned once a dead node is swept). */
+  clusterNodes(): string;
+  /** String (expiring): JSON heartbeat of a live node (advertise URL, roles). */
+  nodeHeartbeat(nodeId: string): string;
+  /** String (expiring): JSON lease of a live input's session (owner node, its URL, session id). */
+  liveLease(liveInputUid: string): string;
+  /** Set: live input uids whose session a node holds (to fix their status if it dies). */
+  nodeLiveInputs(nodeId: string): string;
+  /** String: the shared credential of node-to-node requests, generated once (SET NX). */
+  clusterSecret(): string;
+  /** String (expiring): a short lock that one node holds while it takes over a dead node's work. */
+  clusterLock(name: string): string;
 }
 
 export const DEFAULT_KEY_PREFIX = 'trib:';
@@ -80,5 +92,11 @@ export function createRedisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys 
     liveViewers: (liveInputUid) => `${prefix}live_viewers:${liveInputUid}`,
     uploadToken: (tokenHash) => `${prefix}upload_token:${tokenHash}`,
     pendingUploads: () => `${prefix}pending_uploads`,
+    clusterNodes: () => `${prefix}cluster_nodes`,
+    nodeHeartbeat: (nodeId) => `${prefix}node:${nodeId}`,
+    liveLease: (liveInputUid) => `${prefix}live_lease:${liveInputUid}`,
+    nodeLiveInputs: (nodeId) => `${prefix}node_live_inputs:${nodeId}`,
+    clusterSecret: () => `${prefix}cluster_secret`,
+    clusterLock: (name) => `${prefix}cluster_lock:${name}`,
   };
 }

@@ -111,7 +111,9 @@ export const LiveInputStatus = Type.Union([
     current: Type.Object({
       state: Type.Enum([...LIVE_INPUT_STATES]),
       statusEnteredAt: Type.String({ format: 'date-time' }),
-      reason: Type.Optional(Type.String()),
+      reason: Type.Optional(
+        Type.String({ description: "Why the state was entered: a session's end reason, a refusal, or node_lost when its node died" }),
+      ),
       ingestProtocol: Type.Optional(Type.String()),
       health: Type.Optional(IngestHealth),
     }),

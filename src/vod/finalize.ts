@@ -2,7 +2,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { Spool } from '../storage/spool.ts';
 import type { VideoRecord, VideoRepository } from '../state/video-repo.ts';
 import type { TributaryEvent } from '../events/event-bus.ts';
-import { buildVodPlaylists, parseManifestEntries } from './vod-playlist.ts';
+import { buildVodPlaylists, parseManifestEntries, type ManifestEntry } from './vod-playlist.ts';
 
 export interface FinalizeDeps {
   videos: VideoRepository;
@@ -18,6 +18,13 @@ export interface FinalizeDeps {
 
 const M3U8 = 'application/vnd.apple.mpegurl';
 
+export interface FinalizeOptions {
+  /** The manifest entries to publish; default: the whole manifest in Redis. */
+  entries?: readonly ManifestEntry[];
+  /** The node whose recording this is (another node's, on failover); default: this node. */
+  ownerNodeId?: string;
+}
+
 /** Object key prefix of a video's media and playlists. */
 export function videoPrefix(uid: string): string {
   return `videos/${uid}/`;
@@ -30,16 +37,21 @@ export function videoPrefix(uid: string): string {
  * playlists are rewritten with the same text). Throws when the spool closes first: the video
  * then stays `live-inprogress` and recovery finishes it at the next start.
  */
-export async function finalizeVideo(deps: FinalizeDeps, uid: string): Promise<VideoRecord | undefined> {
+export async function finalizeVideo(
+  deps: FinalizeDeps,
+  uid: string,
+  opts: FinalizeOptions = {},
+): Promise<VideoRecord | undefined> {
   const started = Date.now();
   const log = deps.logger.child({ video: uid });
-  const vod = buildVodPlaylists(parseManifestEntries(await deps.videos.readManifest(uid)));
+  const nodeId = opts.ownerNodeId ?? deps.nodeId;
+  const vod = buildVodPlaylists(opts.entries ?? parseManifestEntries(await deps.videos.readManifest(uid)));
   if (!vod) {
     log.warn('recording has no complete segment; the video is marked as failed');
     const failed = await deps.videos.update(
       uid,
       (r) => ({ ...r, status: { state: 'error', errorReasonCode: 'ERR_NO_MEDIA' }, readyToStream: false, duration: 0 }),
-      { nodeId: deps.nodeId, done: true },
+      { nodeId, done: true },
     );
     emitVideoState(deps, failed);
     return failed;
@@ -68,7 +80,7 @@ export async function finalizeVideo(deps: FinalizeDeps, uid: string): Promise<Vi
         codecs: x.codecs,
       })),
     }),
-    { nodeId: deps.nodeId, done: true },
+    { nodeId, done: true },
   );
   log.info(
     { duration: vod.duration, size: vod.size, renditions: vod.renditions.map((r) => r.name), ms: Date.now() - started },

@@ -53,9 +53,11 @@ export class UploadProcessor {
   }
 
   /** Starts this node's worker; jobs left by a previous run (queued or interrupted) are picked up. */
-  start(): void {
+  /** Opens the queue (uploads are enqueued on every node); `work: false` runs no worker here. */
+  start({ work = true }: { work?: boolean } = {}): void {
     const { jobs, concurrency } = this.#opts;
     this.#queue = jobs.queue<ProcessingJobData>(VIDEO_PROCESSING_QUEUE);
+    if (!work) return;
     jobs.worker<ProcessingJobData>(VIDEO_PROCESSING_QUEUE, (job, token) => this.#process(job, token), {
       concurrency,
       // A ladder transcode holds the event loop busy at times; a generous lock avoids false stalls.

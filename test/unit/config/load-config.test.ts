@@ -4,8 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import Value from 'typebox/value';
-import { loadConfig, ConfigError, envName, configLeaves, REPO_ROOT } from '../../../src/config/load-config.ts';
-import { ConfigSchema } from '../../../src/config/schema.ts';
+import { loadConfig, ConfigError, envName, configLeaves, REPO_ROOT, advertiseUrl } from '../../../src/config/load-config.ts';
+import { ConfigSchema, hasRole } from '../../../src/config/schema.ts';
 
 function tmpYaml(text: string): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'trib-config-'));
@@ -58,6 +58,18 @@ describe('loadConfig', () => {
     });
   });
 
+  it('cluster roles default to all three; the advertise URL is configured or derived', () => {
+    const all = loadConfig({ files: [], env: {} });
+    expect(all.cluster.roles).toEqual(['ingest', 'origin', 'worker']);
+    expect(hasRole(all, 'worker')).toBe(true);
+    const ingest = loadConfig({ files: [], env: { TRIBUTARY_CLUSTER_ROLES: '["ingest"]', TRIBUTARY_HOST: '127.0.0.1' } });
+    expect(hasRole(ingest, 'origin')).toBe(false);
+    expect(advertiseUrl(ingest, 8080, 'box')).toBe('http://127.0.0.1:8080');
+    expect(advertiseUrl(all, 8080, 'box')).toBe('http://box:8080');
+    const set = loadConfig({ files: [], env: { TRIBUTARY_CLUSTER_ADVERTISE_URL: 'http://10.0.0.5:8080/' } });
+    expect(advertiseUrl(set, 1, 'box')).toBe('http://10.0.0.5:8080');
+  });
+
   it('every leaf has a distinct env name', () => {
     const names = configLeaves().map((l) => envName(l.path));
     expect(new Set(names).size).toBe(names.length);
@@ -89,6 +101,13 @@ describe('loadConfig', () => {
     ['ladder json env', { env: { TRIBUTARY_TRANSCODE_LADDER: '[{' } }, /JSON array/],
     ['simulcast backoff bounds', { env: { TRIBUTARY_SIMULCAST_BACKOFF_BASE_MS: '5000', TRIBUTARY_SIMULCAST_BACKOFF_MAX_MS: '1000' } }, /simulcast\.backoffMaxMs/],
     ['too many outputs', { env: { TRIBUTARY_SIMULCAST_MAX_OUTPUTS_PER_INPUT: '51' } }, /simulcast\.maxOutputsPerInput/],
+    ['unknown cluster role', { env: { TRIBUTARY_CLUSTER_ROLES: '["ingest","edge"]' } }, /cluster\.roles/],
+    ['no cluster role', { env: { TRIBUTARY_CLUSTER_ROLES: '[]' } }, /cluster\.roles/],
+    ['repeated cluster role', { env: { TRIBUTARY_CLUSTER_ROLES: '["origin","origin"]' } }, /cluster\.roles/],
+    ['roles not JSON', { env: { TRIBUTARY_CLUSTER_ROLES: 'ingest,origin' } }, /JSON array/],
+    ['bad advertise url', { env: { TRIBUTARY_CLUSTER_ADVERTISE_URL: 'node-a:8080' } }, /cluster\.advertiseUrl/],
+    ['ftp advertise url', { env: { TRIBUTARY_CLUSTER_ADVERTISE_URL: 'ftp://10.0.0.5' } }, /cluster\.advertiseUrl: must be http/],
+    ['lease ttl too short', { env: { TRIBUTARY_CLUSTER_LEASE_TTL_MS: '10' } }, /cluster\.leaseTtlMs/],
   ];
   it.each(bad)('refuses %s with a message naming the key', (_name, input, message) => {
     const files = input.yaml ? [tmpYaml(input.yaml)] : [];
