@@ -19,6 +19,8 @@ export interface NginxRtmp {
 }
 
 const MODULE = '/usr/lib/nginx/modules/ngx_rtmp_module.so';
+/** Debian installs nginx in /usr/sbin, which a CI runner's PATH may not include. */
+const NGINX = existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -55,7 +57,7 @@ rtmp {
 `;
   const confPath = path.join(dir, 'nginx.conf');
   writeFileSync(confPath, conf);
-  const child = spawn('nginx', ['-p', dir, '-e', path.join(dir, 'error.log'), '-c', confPath, '-g', 'daemon off;'], {
+  const child = spawn(NGINX, ['-p', dir, '-e', path.join(dir, 'error.log'), '-c', confPath, '-g', 'daemon off;'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
