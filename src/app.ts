@@ -337,6 +337,16 @@ export class App {
 
     // Uploads: received files are probed and queued on the durable `video-processing` queue,
     // transcoded by the live ladder code and stored exactly like recordings.
+    // Live sessions and uploads transcode and segment with the same settings.
+    const ladderSettings = {
+      ladder: config.transcode.ladder,
+      includeSource: config.transcode.includeSource,
+      maxRenditions: config.transcode.maxRenditions,
+      gopSeconds: config.transcode.gopSeconds,
+      x264Preset: config.transcode.x264Preset,
+      segmentTargetSeconds: config.hls.segmentTargetSeconds,
+      partTargetSeconds: config.hls.partTargetSeconds,
+    };
     const up = config.uploads;
     this.#uploadProcessor = new UploadProcessor({
       jobs: this.#jobs,
@@ -344,13 +354,7 @@ export class App {
       emit: (event) => this.events.emit(event),
       settings: {
         ffmpegPath: config.ffmpeg.path,
-        ladder: config.transcode.ladder,
-        includeSource: config.transcode.includeSource,
-        maxRenditions: config.transcode.maxRenditions,
-        gopSeconds: config.transcode.gopSeconds,
-        x264Preset: config.transcode.x264Preset,
-        segmentTargetSeconds: config.hls.segmentTargetSeconds,
-        partTargetSeconds: config.hls.partTargetSeconds,
+        ...ladderSettings,
         startTimeoutMs: config.ffmpeg.startTimeoutMs,
       },
       concurrency: up.concurrency,
@@ -523,13 +527,7 @@ export class App {
         ffmpegPath: config.ffmpeg.path,
         ffmpegStartTimeoutMs: config.ffmpeg.startTimeoutMs,
         maxRestarts: config.ffmpeg.maxRestarts,
-        ladder: config.transcode.ladder,
-        includeSource: config.transcode.includeSource,
-        maxRenditions: config.transcode.maxRenditions,
-        gopSeconds: config.transcode.gopSeconds,
-        x264Preset: config.transcode.x264Preset,
-        segmentTargetSeconds: config.hls.segmentTargetSeconds,
-        partTargetSeconds: config.hls.partTargetSeconds,
+        ...ladderSettings,
         windowSegments: config.hls.windowSegments,
         maxInputBitrateKbps: config.limits.maxInputBitrateKbps,
       },
