@@ -135,6 +135,27 @@ redis.call('ZREM', KEYS[5], ARGV[2])
 return 1`;
 
 /** The deletion index's score: ms since the epoch, or '' for none. */
+/** The fields every new video starts with, before it has media; callers add what differs. */
+function blankRecord(
+  uid: string,
+  at: string,
+  video: Pick<VideoRecord, 'meta' | 'requireSignedURLs' | 'allowedOrigins'>,
+): Omit<VideoRecord, 'liveInput' | 'status' | 'scheduledDeletion' | 'recording'> {
+  return {
+    uid,
+    meta: video.meta,
+    created: at,
+    modified: at,
+    duration: -1,
+    size: 0,
+    input: { width: -1, height: -1 },
+    renditions: [],
+    requireSignedURLs: video.requireSignedURLs,
+    allowedOrigins: video.allowedOrigins,
+    readyToStream: false,
+  };
+}
+
 function deletionScore(record: VideoRecord): string {
   if (record.scheduledDeletion === null) return '';
   const ms = Date.parse(record.scheduledDeletion);
@@ -155,23 +176,12 @@ export class VideoRepository {
   /** A recording that has begun (`live-inprogress`), listed in `nodeId`'s set until it is finalized. */
   async createLive(video: NewLiveVideo, nodeId: string, uid: string = newUid()): Promise<VideoRecord> {
     const now = this.#now();
-    const at = now.toISOString();
     const record: VideoRecord = {
-      uid,
+      ...blankRecord(uid, now.toISOString(), video),
       liveInput: video.liveInput,
-      meta: video.meta,
-      created: at,
-      modified: at,
       status: { state: 'live-inprogress' },
-      duration: -1,
-      size: 0,
-      input: { width: -1, height: -1 },
-      renditions: [],
-      requireSignedURLs: video.requireSignedURLs,
-      allowedOrigins: video.allowedOrigins,
       scheduledDeletion:
         video.deleteRecordingAfterDays === null ? null : new Date(now.getTime() + video.deleteRecordingAfterDays * DAY_MS).toISOString(),
-      readyToStream: false,
       recording: { sessions: video.sessions },
     };
     const ok = await this.#redis.eval(
@@ -194,22 +204,11 @@ export class VideoRepository {
   /** A video waiting for its upload (`pendingupload`), listed as pending until `uploadExpiry`. */
   async createUpload(video: NewUploadVideo, uid: string = newUid()): Promise<VideoRecord> {
     const now = this.#now();
-    const at = now.toISOString();
     const record: VideoRecord = {
-      uid,
+      ...blankRecord(uid, now.toISOString(), video),
       liveInput: null,
-      meta: video.meta,
-      created: at,
-      modified: at,
       status: { state: 'pendingupload' },
-      duration: -1,
-      size: 0,
-      input: { width: -1, height: -1 },
-      renditions: [],
-      requireSignedURLs: video.requireSignedURLs,
-      allowedOrigins: video.allowedOrigins,
       scheduledDeletion: video.scheduledDeletion,
-      readyToStream: false,
       recording: { sessions: 0 },
       maxDurationSeconds: video.maxDurationSeconds,
       uploadExpiry: video.uploadExpiry.toISOString(),
