@@ -18,6 +18,8 @@ export interface TestS3Server {
   readonly running: boolean;
   /** S3Store options pointing at this server. */
   storeOptions(): S3StoreOptions;
+  /** The TRIBUTARY_STORAGE_* environment that points a Tributary server at this store. */
+  serverEnv(): Record<string, string>;
   /** Kills the server (an outage). */
   stop(): Promise<void>;
   /** Starts it again on the same port and directory. */
@@ -113,6 +115,15 @@ export async function startTestS3Server(bucket = 'tributary-test'): Promise<Test
       accessKeyId: 'S3RVER',
       secretAccessKey: 'S3RVER',
       forcePathStyle: true,
+    }),
+    serverEnv: () => ({
+      TRIBUTARY_STORAGE_KIND: 's3',
+      TRIBUTARY_STORAGE_S3_ENDPOINT: `http://127.0.0.1:${port}`,
+      TRIBUTARY_STORAGE_S3_REGION: 'us-east-1',
+      TRIBUTARY_STORAGE_S3_BUCKET: bucket,
+      TRIBUTARY_STORAGE_S3_ACCESS_KEY_ID: 'S3RVER',
+      TRIBUTARY_STORAGE_S3_SECRET_ACCESS_KEY: 'S3RVER',
+      TRIBUTARY_STORAGE_S3_FORCE_PATH_STYLE: 'true',
     }),
     stop,
     start: async () => {

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { startServer, createLiveInput, waitForHttp200, type TestServer } from '../helpers/server.ts';
 import { publishTestStream, type TestPublisher } from '../helpers/ffmpeg-publish.ts';
 import { decodedDuration, parseMedia } from '../helpers/probe.ts';
-import { startTestS3Server, type TestS3Server } from '../helpers/s3-server.ts';
+import { startTestS3Server } from '../helpers/s3-server.ts';
 import { childProcesses, isAlive } from '../helpers/processes.ts';
 
 const run = promisify(execFile);
@@ -58,19 +58,6 @@ function watchPlaylist(url: string): { segments: Set<string>; msn: () => number;
     },
   };
 }
-
-const s3Env = (s3: TestS3Server): Record<string, string> => {
-  const o = s3.storeOptions();
-  return {
-    TRIBUTARY_STORAGE_KIND: 's3',
-    TRIBUTARY_STORAGE_S3_ENDPOINT: o.endpoint ?? '',
-    TRIBUTARY_STORAGE_S3_REGION: o.region,
-    TRIBUTARY_STORAGE_S3_BUCKET: o.bucket,
-    TRIBUTARY_STORAGE_S3_ACCESS_KEY_ID: o.accessKeyId,
-    TRIBUTARY_STORAGE_S3_SECRET_ACCESS_KEY: o.secretAccessKey,
-    TRIBUTARY_STORAGE_S3_FORCE_PATH_STYLE: 'true',
-  };
-};
 
 describe('faults during a live stream', () => {
   const cleanups: Array<() => Promise<unknown>> = [];
@@ -169,7 +156,7 @@ describe('faults during a live stream', () => {
     const s3 = await startTestS3Server();
     cleanups.push(() => s3.dispose());
     const server = await serve({
-      ...s3Env(s3),
+      ...s3.serverEnv(),
       // Two renditions: the source (copied) and a small encoded one.
       TRIBUTARY_TRANSCODE_LADDER: JSON.stringify([{ name: '144p', height: 144, videoBitrateKbps: 150, audioBitrateKbps: 48 }]),
     });

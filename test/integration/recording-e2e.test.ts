@@ -30,16 +30,7 @@ describe.each(['disk', 's3'] as const)('recording live inputs into VOD (%s store
   beforeAll(async () => {
     if (kind === 's3') {
       s3 = await startTestS3Server();
-      const o = s3.storeOptions();
-      env = {
-        TRIBUTARY_STORAGE_KIND: 's3',
-        TRIBUTARY_STORAGE_S3_ENDPOINT: o.endpoint ?? '',
-        TRIBUTARY_STORAGE_S3_REGION: o.region,
-        TRIBUTARY_STORAGE_S3_BUCKET: o.bucket,
-        TRIBUTARY_STORAGE_S3_ACCESS_KEY_ID: o.accessKeyId,
-        TRIBUTARY_STORAGE_S3_SECRET_ACCESS_KEY: o.secretAccessKey,
-        TRIBUTARY_STORAGE_S3_FORCE_PATH_STYLE: 'true',
-      };
+      env = s3.serverEnv();
     }
     server = await startServer({ env });
   });

@@ -33,15 +33,7 @@ describe('an object-store outage mid-broadcast loses nothing', () => {
     const o = s3.storeOptions();
     bucket = new S3Store({ ...o, maxAttempts: 1 });
     server = await startServer({
-      env: {
-        TRIBUTARY_STORAGE_KIND: 's3',
-        TRIBUTARY_STORAGE_S3_ENDPOINT: o.endpoint ?? '',
-        TRIBUTARY_STORAGE_S3_REGION: o.region,
-        TRIBUTARY_STORAGE_S3_BUCKET: o.bucket,
-        TRIBUTARY_STORAGE_S3_ACCESS_KEY_ID: o.accessKeyId,
-        TRIBUTARY_STORAGE_S3_SECRET_ACCESS_KEY: o.secretAccessKey,
-        TRIBUTARY_STORAGE_S3_FORCE_PATH_STYLE: 'true',
-      },
+      env: s3.serverEnv(),
     });
   });
 
