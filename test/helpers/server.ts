@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
+import { parseMaster, parseMedia } from './probe.ts';
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
 export interface TestServer {
@@ -197,4 +198,22 @@ export async function waitForHttp200(url: string, timeoutMs = 30_000): Promise<s
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${url} did not become available (last status ${last})`);
+}
+
+/** The media sequence + segment count of a live stream's first rendition: a number that only grows while live. */
+export async function liveProgress(masterUrl: string): Promise<number> {
+  const variant = parseMaster(await waitForHttp200(masterUrl))[0]!;
+  const media = parseMedia(await waitForHttp200(new URL(variant.uri, masterUrl).toString()));
+  return media.mediaSequence + media.segments.length;
+}
+
+/** Resolves with the progress once it passes `after`; throws if the live playlist stops advancing. */
+export async function waitForProgress(masterUrl: string, after: number, timeoutMs = 20_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const now = await liveProgress(masterUrl);
+    if (now > after) return now;
+    if (Date.now() > deadline) throw new Error(`the live playlist stopped advancing at ${now}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }

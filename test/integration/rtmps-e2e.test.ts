@@ -6,8 +6,8 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publishTestStream } from '../helpers/ffmpeg-publish.ts';
-import { ffprobe, parseMaster, parseMedia } from '../helpers/probe.ts';
-import { createLiveInput, startServer, waitForHttp200, type TestServer } from '../helpers/server.ts';
+import { ffprobe } from '../helpers/probe.ts';
+import { createLiveInput, liveProgress, startServer, waitForHttp200, waitForProgress, type TestServer } from '../helpers/server.ts';
 import { selfSignedCert } from '../helpers/tls.ts';
 
 /** The SHA-256 fingerprint of the certificate a new TLS connection to the port is served. */
@@ -34,23 +34,6 @@ async function sendAndWaitClose(port: number, bytes: Buffer): Promise<void> {
     socket.on('error', () => {});
     socket.once('close', () => resolve());
   });
-}
-
-/** Resolves with the media sequence + segment count of the source rendition, a number that only grows while live. */
-async function liveProgress(masterUrl: string): Promise<number> {
-  const variant = parseMaster(await waitForHttp200(masterUrl))[0]!;
-  const media = parseMedia(await waitForHttp200(new URL(variant.uri, masterUrl).toString()));
-  return media.mediaSequence + media.segments.length;
-}
-
-async function waitForProgress(masterUrl: string, after: number, timeoutMs = 20_000): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const now = await liveProgress(masterUrl);
-    if (now > after) return now;
-    if (Date.now() > deadline) throw new Error(`the live playlist stopped advancing at ${now}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 // RTMPS: FFmpeg publishes over TLS with a certificate made for the test; the stream plays over HLS;

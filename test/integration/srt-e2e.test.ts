@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeHandshake, HS_TYPE_CONCLUSION, HS_TYPE_INDUCTION } from '../../src/ingest/srt/srt-handshake.ts';
 import { publishTestStream, type PublishExit } from '../helpers/ffmpeg-publish.ts';
 import { mulberry32 } from '../helpers/prng.ts';
-import { ffprobe, parseMaster, parseMedia } from '../helpers/probe.ts';
-import { createLiveInput, startServer, waitForHttp200, type TestServer } from '../helpers/server.ts';
+import { ffprobe } from '../helpers/probe.ts';
+import { createLiveInput, liveProgress, startServer, waitForHttp200, waitForProgress, type TestServer } from '../helpers/server.ts';
 
 const random = mulberry32(0x5e7);
 const randomBytes = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(random() * 256)));
@@ -28,20 +28,6 @@ async function refusedPublish(url: string, extraOutputArgs: string[] = []): Prom
   const exit = await publisher.exited;
   clearTimeout(timer);
   return exit;
-}
-
-async function liveProgress(masterUrl: string): Promise<number> {
-  const variant = parseMaster(await waitForHttp200(masterUrl))[0]!;
-  const media = parseMedia(await waitForHttp200(new URL(variant.uri, masterUrl).toString()));
-  return media.mediaSequence + media.segments.length;
-}
-
-async function waitForProgress(masterUrl: string, after: number, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while ((await liveProgress(masterUrl)) <= after) {
-    if (Date.now() > deadline) throw new Error('the live playlist stopped advancing');
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 /** Sends datagrams to the SRT port from a fresh socket; resolves with what came back within `waitMs`. */
