@@ -192,7 +192,11 @@ export class App {
 
     // State: an external Redis when configured, else our own redis-server child.
     let redisTarget: RedisTarget;
-    if (config.redis.url) {
+    if (config.redis.sentinels.length > 0) {
+      // Redis Sentinel: the master is found (and followed through failovers) by asking them.
+      redisTarget = { sentinels: config.redis.sentinels, sentinelName: config.redis.sentinelName, ...(config.redis.url ? { url: config.redis.url } : {}) };
+      this.#redis = createRedis(redisTarget, log);
+    } else if (config.redis.url) {
       redisTarget = { url: config.redis.url };
       this.#redis = createRedis(redisTarget, log);
     } else {
