@@ -10,7 +10,7 @@
  * Viewers run in `--loadgens` load-generator processes (scripts/bench/llhls-loadgen.ts: one raw
  * keep-alive socket per client, playlists scanned, not parsed), the same processes for every
  * layout; clients are dealt to the nodes in turn. Each client blocks on the next part
- * (`_HLS_msn`/`_HLS_part`) and fetches the newest part after each reload. A probe on the owner
+ * (`_HLS_msn`/`_HLS_part`) and fetches every part listed since its last one after each reload. A probe on the owner
  * records when each part is first listed; part delivery delay = a client has the part's last
  * byte − the probe saw it listed. The reference replays what a recorder saw (each playlist
  * snapshot and part, at the time it was listed) from nginx (one worker, static files): its delay

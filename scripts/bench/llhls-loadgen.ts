@@ -5,7 +5,7 @@
  * parsing them. Two modes:
  *
  * - `live`: like a player, a plain media playlist first, then blocking reloads
- *   (`_HLS_msn`/`_HLS_part` for the next part) and a GET of the newest part each time. Receipt
+ *   (`_HLS_msn`/`_HLS_part` for the next part) and a GET of each part listed since the last one. Receipt
  *   times per part URI are reported; the caller knows when each part was listed.
  * - `replay` (reference): the same requests on a fixed schedule against static files (nginx):
  *   at each part's time, the playlist snapshot then the part; delay = receipt − schedule.
@@ -107,6 +107,21 @@ export function scanPlaylist(text: string): { msn: number; part: number; newest:
   return { msn: sequence + segments, part: partsAfter, newest };
 }
 
+/**
+ * Parts listed after `last` (a part URI), oldest first: a player that fell behind fetches each.
+ * Only the newest when `last` is not listed (the first playlist, or the client fell out of it).
+ */
+export function partsAfter(text: string, last: string, newest: string): string[] {
+  const at = last ? text.indexOf(`URI="${last}"`) : -1;
+  if (at < 0) return [newest];
+  const out: string[] = [];
+  for (let i = text.indexOf('#EXT-X-PART:', at); i >= 0; i = text.indexOf('#EXT-X-PART:', i + 12)) {
+    const u = text.indexOf('URI="', i);
+    if (u >= 0) out.push(text.slice(u + 5, text.indexOf('"', u + 5)));
+  }
+  return out;
+}
+
 export interface LiveOptions {
   mode: 'live';
   /** Media playlist URLs; client i follows urls[i % n]. */
@@ -150,11 +165,13 @@ async function runLive(o: LiveOptions): Promise<LoadgenReport> {
       if (text !== undefined) {
         const s = scanPlaylist(text);
         if (s.newest && s.newest !== fetched) {
+          for (const part of partsAfter(text, fetched, s.newest)) {
+            const r = await client.get(dir + part);
+            report.requests++;
+            if (r.status === 200) (receipts[part] ??= []).push(Date.now());
+            else report.errors[k]!++;
+          }
           fetched = s.newest;
-          const r = await client.get(dir + s.newest);
-          report.requests++;
-          if (r.status === 200) (receipts[s.newest] ??= []).push(Date.now());
-          else report.errors[k]!++;
         }
         path = `${url.pathname}?_HLS_msn=${s.msn}&_HLS_part=${s.part}`;
       }
@@ -204,6 +221,6 @@ async function runReplay(o: ReplayOptions): Promise<LoadgenReport> {
 if (import.meta.main) {
   const o = JSON.parse(process.argv[2] ?? '{}') as LiveOptions | ReplayOptions;
   const report = o.mode === 'live' ? await runLive(o) : await runReplay(o);
-  process.stdout.write(`${JSON.stringify(report)}\n`);
-  process.exit(0);
+  // A pipe is written asynchronously: exit only once the whole report is out.
+  process.stdout.write(`${JSON.stringify(report)}\n`, () => process.exit(0));
 }
