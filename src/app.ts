@@ -20,7 +20,7 @@ import { SrtServer } from './ingest/srt/srt-server.ts';
 import { CertificateWatcher, readCertificatePair } from './ingest/rtmp/certificate-watcher.ts';
 import { WhipIngest } from './ingest/whip/whip-ingest.ts';
 import { whipRoutes } from './ingest/whip/whip-routes.ts';
-import { SessionRegistry, type LiveInputDirectory } from './live/session-registry.ts';
+import { SessionRegistry, type LiveInputDirectory, type LiveStatusView } from './live/session-registry.ts';
 import { IngestRefusal } from './live/ingest-contract.ts';
 import { originPlugin } from './origin/origin-plugin.ts';
 import { apiPlugin, type PublicUrls } from './api/api-plugin.ts';
@@ -58,6 +58,7 @@ import { TargetGuard } from './webhooks/target-guard.ts';
 import { WebhookWorker } from './webhooks/webhook-worker.ts';
 import { WebhookDispatcher } from './webhooks/webhook-dispatcher.ts';
 import { ViewerCounter } from './state/viewer-counter.ts';
+import { RedisViewerAdmission } from './state/viewer-admission.ts';
 import { readLifecycle } from './state/live-lifecycle.ts';
 import { videoView } from './api/video-routes.ts';
 import { UploadProcessor } from './vod/upload-processor.ts';
@@ -191,7 +192,11 @@ export class App {
 
     // State: an external Redis when configured, else our own redis-server child.
     let redisTarget: RedisTarget;
-    if (config.redis.url) {
+    if (config.redis.sentinels.length > 0) {
+      // Redis Sentinel: the master is found (and followed through failovers) by asking them.
+      redisTarget = { sentinels: config.redis.sentinels, sentinelName: config.redis.sentinelName, ...(config.redis.url ? { url: config.redis.url } : {}) };
+      this.#redis = createRedis(redisTarget, log);
+    } else if (config.redis.url) {
       redisTarget = { url: config.redis.url };
       this.#redis = createRedis(redisTarget, log);
     } else {
@@ -509,7 +514,13 @@ export class App {
       onSession: (session) => {
         // Held while the session (live, then lingering with ENDLIST) is this node's current one.
         cluster
-          .claim(session.liveInputUid, session.id, () => this.#sessions?.session(session.liveInputUid) === session)
+          .claim(
+            session.liveInputUid,
+            session.id,
+            () => this.#sessions?.session(session.liveInputUid) === session,
+            // The API of every other node shows the same live status (input health) as this one.
+            () => (this.#sessions?.session(session.liveInputUid) === session ? this.#sessions.status(session.liveInputUid) : undefined),
+          )
           .catch((error: unknown) => log.warn({ err: error, liveInput: session.liveInputUid }, 'could not record the live session lease'));
         session.on('ended', () => {
           cluster.ended(session.liveInputUid).catch((error: unknown) => log.warn({ err: error }, 'could not mark the live session lease ended'));
@@ -586,6 +597,17 @@ export class App {
       onError: (error) => log.warn({ err: error }, 'could not count a viewer'),
     });
     metrics?.observeViewers((uid) => viewers.count(uid));
+    const admission =
+      config.limits.maxViewersPerStream > 0
+        ? new RedisViewerAdmission({
+            redis: this.#redis,
+            keys,
+            maxViewers: config.limits.maxViewersPerStream,
+            windowSeconds: config.views.windowSeconds,
+            refreshSeconds: config.views.refreshSeconds,
+            onError: (error) => log.warn({ err: error }, 'could not check the viewer limit; viewer let in'),
+          })
+        : undefined;
     if (whip) metrics?.observeWhip(() => whip.sessionCount);
     const routes = async (http: FastifyInstance) => {
       registerErrorHandling(http);
@@ -602,7 +624,17 @@ export class App {
         apiKeys,
         authLimits: apiAuthLimits,
         publicUrls,
-        liveStatus: (uid) => sessions.status(uid),
+        liveStatus: async (uid) => {
+          const here = sessions.status(uid);
+          if (here) return here;
+          // Live on another node: the status its owner published with the lease.
+          try {
+            return (await cluster.liveStatus(uid)) as LiveStatusView | undefined;
+          } catch (error) {
+            log.warn({ err: error, liveInput: uid }, 'could not read the live status of another node; the stored one is shown');
+            return undefined;
+          }
+        },
         signingKeys,
         tokens: { signer, videoExists: async (uid) => (await videos.get(uid)) !== undefined },
         webhooks: { store: webhookStore, guard: targetGuard },
@@ -643,12 +675,13 @@ export class App {
           lifecycle: (uid) => readLifecycle(liveInputs, videos, uid),
           touchViewer: (uid, session) => viewers.touch(uid, session),
           viewers: (uid) => viewers.count(uid),
+          ...(admission ? { admitViewer: (uid: string, session: string) => admission.admit(uid, session), admitRetryAfterSeconds: admission.retryAfterSeconds } : {}),
         },
         cluster: {
           proxy: ownerProxy,
           isInternal: (headers) => cluster.isSecret(headers[INTERNAL_HEADER]),
           internalOnly: !hasRole(config, 'origin'),
-          holdMs: 30_000,
+          holdMs: config.cluster.relayHoldMs,
         },
       });
       await http.register(consolePlugin);

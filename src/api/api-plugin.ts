@@ -28,7 +28,7 @@ export interface ApiPluginOptions {
   authLimits?: BearerAuthLimits;
   publicUrls: PublicUrls;
   /** Optional hook from the live layer: the current state of a connected input. */
-  liveStatus?: (uid: string) => LiveStatusView | undefined;
+  liveStatus?: (uid: string) => LiveStatusView | undefined | Promise<LiveStatusView | undefined>;
   onChange?: LiveInputRoutesOptions['onChange'];
   /** Enables `/keys` (create / list / revoke signing keys). */
   signingKeys?: SigningKeyRepository;

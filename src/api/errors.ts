@@ -49,6 +49,7 @@ export const API_ERRORS = {
   WHIP_ETAG_MISMATCH: { status: 412, message: 'If-Match does not match the session' },
   WHIP_ICE_RESTART_UNSUPPORTED: { status: 422, message: 'ICE restarts are not supported' },
   NODE_AT_CAPACITY: { status: 503, message: 'The server is at capacity' },
+  TOO_MANY_VIEWERS: { status: 429, message: 'This live stream has as many viewers as it may have; retry later' },
   SHUTTING_DOWN: { status: 503, message: 'The server is shutting down' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -35,7 +35,8 @@ export interface PublicUrls {
 export interface LiveInputRoutesOptions {
   liveInputs: LiveInputRepository;
   publicUrls: PublicUrls;
-  liveStatus?: (uid: string) => LiveStatusView | undefined;
+  /** The live view of a connected input (this node's session, or its owner's in a cluster). */
+  liveStatus?: (uid: string) => LiveStatusView | undefined | Promise<LiveStatusView | undefined>;
   /** Told after a successful change, so the live layer can end a session that lost its input. */
   onChange?: (uid: string, change: LiveInputChange, record: LiveInputRecord | undefined) => void;
 }
@@ -55,13 +56,13 @@ export async function liveInputRoutes(
   const whipBase = () => trimSlash(publicUrls.webRTC ?? `${trimSlash(publicUrls.playbackBase)}/whip`);
 
   // While connected, the live layer's view (with health) is current; the stored history stays.
-  const statusOf = (r: LiveInputRecord) => {
-    const live = liveStatus?.(r.uid);
+  const statusOf = async (r: LiveInputRecord) => {
+    const live = await liveStatus?.(r.uid);
     if (!live) return r.status;
     return r.status?.history ? { ...live, history: r.status.history } : live;
   };
 
-  const view = (r: LiveInputRecord): LiveInput => ({
+  const view = async (r: LiveInputRecord): Promise<LiveInput> => ({
     uid: r.uid,
     meta: r.meta,
     enabled: r.enabled,
@@ -72,17 +73,17 @@ export async function liveInputRoutes(
     ...(publicUrls.rtmps ? { rtmps: { url: publicUrls.rtmps, streamKey: r.streamKey } } : {}),
     ...(publicUrls.srt && r.srtPassphrase ? { srt: { url: publicUrls.srt, streamId: r.streamKey, passphrase: r.srtPassphrase } } : {}),
     webRTC: { url: `${whipBase()}/${r.uid}` },
-    status: statusOf(r),
+    status: await statusOf(r),
     created: r.created,
     modified: r.modified,
   });
 
-  const summary = (r: LiveInputRecord): LiveInputSummary => ({
+  const summary = async (r: LiveInputRecord): Promise<LiveInputSummary> => ({
     uid: r.uid,
     meta: r.meta,
     enabled: r.enabled,
     deleteRecordingAfterDays: r.deleteRecordingAfterDays,
-    status: statusOf(r),
+    status: await statusOf(r),
     created: r.created,
     modified: r.modified,
   });
@@ -105,7 +106,7 @@ export async function liveInputRoutes(
     },
     async (request, reply) => {
       const record = await liveInputs.create(request.body);
-      return reply.code(201).send(ok(view(record)));
+      return reply.code(201).send(ok(await view(record)));
     },
   );
 
@@ -126,7 +127,7 @@ export async function liveInputRoutes(
         ...(request.query.cursor !== undefined ? { cursor: request.query.cursor } : {}),
       });
       return ok({
-        liveInputs: page.items.map(summary),
+        liveInputs: await Promise.all(page.items.map(summary)),
         range: limit,
         total: page.total,
         ...(page.nextCursor !== undefined ? { cursor: page.nextCursor } : {}),
@@ -147,7 +148,7 @@ export async function liveInputRoutes(
     async (request) => {
       const record = await liveInputs.get(request.params.uid);
       if (!record) throw notFound(request.params.uid);
-      return ok(view(record));
+      return ok(await view(record));
     },
   );
 
@@ -166,7 +167,7 @@ export async function liveInputRoutes(
       const record = await liveInputs.update(request.params.uid, request.body);
       if (!record) throw notFound(request.params.uid);
       onChange?.(record.uid, 'updated', record);
-      return ok(view(record));
+      return ok(await view(record));
     },
   );
 
@@ -201,7 +202,7 @@ export async function liveInputRoutes(
       const record = await liveInputs.rotateKeys(request.params.uid);
       if (!record) throw notFound(request.params.uid);
       onChange?.(record.uid, 'rotated', record);
-      return ok(view(record));
+      return ok(await view(record));
     },
   );
 }

@@ -118,6 +118,15 @@ export const ConfigSchema = Type.Object(
         url: Type.String({ default: '', description: 'External Redis. Empty: start an embedded redis-server.' }),
         keyPrefix: Type.String({ default: 'trib:', pattern: '^[A-Za-z0-9:_-]{0,32}$' }),
         serverPath: Type.String({ default: 'redis-server', minLength: 1 }),
+        sentinels: Type.Array(
+          Type.Object({ host: Type.String({ minLength: 1, maxLength: 253 }), port: Type.Integer({ minimum: 1, maximum: 65_535 }) }, { additionalProperties: false }),
+          {
+            default: [],
+            maxItems: 16,
+            description: 'Redis Sentinel addresses; when set, the master named sentinelName is found through them (url then only gives password, db, TLS).',
+          },
+        ),
+        sentinelName: Type.String({ default: 'mymaster', minLength: 1, maxLength: 128, description: 'The master group name the sentinels monitor.' }),
       },
       closed,
     ),
@@ -204,6 +213,12 @@ export const ConfigSchema = Type.Object(
     limits: Type.Object(
       {
         maxLiveSessions: Type.Integer({ default: 0, minimum: 0, maximum: 100_000, description: 'Live sessions on this node; 0: no limit.' }),
+        maxViewersPerStream: Type.Integer({
+          default: 0,
+          minimum: 0,
+          maximum: 10_000_000,
+          description: 'Viewers (playback sessions, counted cluster-wide) per live stream; a new one past it gets 429 TOO_MANY_VIEWERS; 0: no limit.',
+        }),
         maxInputBitrateKbps: Type.Integer({
           default: 0,
           minimum: 0,
@@ -350,6 +365,12 @@ export const ConfigSchema = Type.Object(
         leaseTtlMs: Type.Integer({ default: 5000, minimum: 1000, maximum: 120_000, description: 'Node heartbeat and live-session lease TTL; renewed every third.' }),
         failoverSweepMs: Type.Integer({ default: 2000, minimum: 200, maximum: 600_000, description: 'How often workers look for recordings of dead nodes.' }),
         proxyTimeoutMs: Type.Integer({ default: 10_000, minimum: 500, maximum: 120_000, description: 'Origin → owner request timeout beyond a blocking hold.' }),
+        relayHoldMs: Type.Integer({
+          default: 30_000,
+          minimum: 1000,
+          maximum: 120_000,
+          description: 'Longest an owner may hold a relayed blocking request (the owner answers 503 at its own limit first).',
+        }),
       },
       closed,
     ),

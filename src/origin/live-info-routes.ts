@@ -19,6 +19,13 @@ export interface LiveInfo {
   lifecycle(uid: string): Promise<Lifecycle | undefined>;
   /** Counts a playback request of a live input's stream (throttled, fire and forget). */
   touchViewer(liveInputUid: string, session: string): void;
+  /**
+   * Whether a playback session may start watching a live stream (the per-stream viewer limit);
+   * an admitted session is counted. Absent: every session may.
+   */
+  admitViewer?(liveInputUid: string, session: string): Promise<boolean>;
+  /** Retry-After of a refused viewer, seconds. */
+  admitRetryAfterSeconds?: number;
   viewers(liveInputUid: string): Promise<number>;
 }
 

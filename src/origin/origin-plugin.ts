@@ -280,9 +280,26 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
 
   if (opts.liveInfo) liveInfoRoutes(app, opts.liveInfo, (req, reply, id) => authorize(req, reply, id));
 
-  /** An authorized request of a live stream counts its client as a viewer. */
+  /**
+   * An authorized request of a live stream counts its client as a viewer. A relayed request was
+   * counted at the edge node the viewer reached, so the owner does not count the edge again.
+   */
   function countViewer(req: FastifyRequest, uid: string, stream: HlsStreamView | undefined): void {
-    if (stream && !stream.ended) opts.liveInfo?.touchViewer(uid, playbackSession(req, (req.params as { id: string }).id));
+    if (stream && !stream.ended && !internal(req)) opts.liveInfo?.touchViewer(uid, playbackSession(req, (req.params as { id: string }).id));
+  }
+
+  /**
+   * A request that starts a viewer (a playlist without delivery directives) passes the viewer
+   * limit, or is answered 429 here (false). Everything an admitted viewer asks next (blocking
+   * reloads, parts, segments) is never refused; relayed requests were admitted at the edge.
+   */
+  async function admitted(req: FastifyRequest, reply: FastifyReply, uid: string): Promise<boolean> {
+    const info = opts.liveInfo;
+    if (!info?.admitViewer || internal(req)) return true;
+    if (await info.admitViewer(uid, playbackSession(req, (req.params as { id: string }).id))) return true;
+    reply.header('retry-after', String(info.admitRetryAfterSeconds ?? 15));
+    errorReply(reply, 429, 'TOO_MANY_VIEWERS', 'this live stream has as many viewers as it may have; try again later');
+    return false;
   }
 
   /**
@@ -298,6 +315,7 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     path: string,
     kind: 'playlist' | 'media',
     holds: boolean,
+    startsViewer = false,
   ): Promise<boolean> {
     if (!cluster || internal(req)) return false;
     let owner: string | undefined;
@@ -309,6 +327,7 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
       return true;
     }
     if (owner === undefined) return false;
+    if (startsViewer && !(await admitted(req, reply, id))) return true;
     let answer;
     try {
       answer = await cluster.proxy.fetch(owner, path, holds ? cluster.holdMs : 0);
@@ -343,9 +362,10 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     const id = (await authorize(req, reply, req.params.id))?.uid;
     if (id === undefined) return reply;
     const stream = opts.live.stream(id);
+    if (stream && !stream.ended && !(await admitted(req, reply, id))) return reply;
     countViewer(req, id, stream);
     if (!stream) {
-      const relayed = await relay(req, reply, id, `/${id}/manifest/video.m3u8`, 'playlist', false);
+      const relayed = await relay(req, reply, id, `/${id}/manifest/video.m3u8`, 'playlist', false, true);
       if (relayed) return reply;
       const vodText = await opts.vod?.masterPlaylist(id);
       if (vodText !== undefined) return sendPlaylist(req, reply, vodText, CACHE.vodPlaylist);
@@ -398,9 +418,12 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     const { msn, part, skip } = parsed.directives;
 
     const stream = opts.live.stream(id);
+    // A player starts with a plain playlist; its blocking reloads after that are never refused.
+    const startsViewer = msn === undefined;
+    if (startsViewer && stream && !stream.ended && !(await admitted(req, reply, id))) return reply;
     countViewer(req, id, stream);
     if (!stream) {
-      const relayed = await relay(req, reply, id, `/${id}/manifest/${rendition}/${(req.params as { file: string }).file}${relayQuery(req)}`, 'playlist', msn !== undefined);
+      const relayed = await relay(req, reply, id, `/${id}/manifest/${rendition}/${(req.params as { file: string }).file}${relayQuery(req)}`, 'playlist', msn !== undefined, startsViewer);
       if (relayed) return reply;
       // A finished video: delivery directives do not apply to a VOD playlist.
       const vodText = await opts.vod?.mediaPlaylist(id, rendition);

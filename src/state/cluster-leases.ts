@@ -28,17 +28,27 @@ export interface ClusterLeasesOptions {
   logger: Logger;
 }
 
-// Renew or delete a key only while it still holds our value: a node never touches another's lease.
-const CAS_PEXPIRE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
+// Renew, replace or delete a key only while it still holds our value: a node never touches another's lease.
 const CAS_DEL = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 const CAS_REPLACE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end return 0`;
 // KEYS: lock. ARGV: token.
 const LOCK_RELEASE = CAS_DEL;
+// Renews a lease we still hold and, in the same step, publishes (or clears) the session's live
+// status, so a status is never written for a lease another node took.
+// KEYS: lease, status. ARGV: lease value, ttl, status JSON ('' clears it).
+const RENEW_WITH_STATUS = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if ARGV[3] == '' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2]) end
+return 1`;
+// Deletes the lease (and its status) only while it holds our value. KEYS: lease, status. ARGV: value.
+const CAS_DEL_WITH_STATUS = `if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[2]) return redis.call('DEL', KEYS[1]) end return 0`;
 
 interface HeldLease {
   value: string;
   /** False once the session is gone from this node: the lease is then released. */
   current: () => boolean;
+  /** The session's live status for the API of other nodes (undefined: none to show). */
+  status: (() => object | undefined) | undefined;
 }
 
 /**
@@ -124,7 +134,7 @@ export class ClusterLeases {
         continue;
       }
       try {
-        const ok = await redis.eval(CAS_PEXPIRE, 1, keys.liveLease(uid), held.value, String(ttlMs));
+        const ok = await redis.eval(RENEW_WITH_STATUS, 2, keys.liveLease(uid), keys.liveStatus(uid), held.value, String(ttlMs), statusJson(held));
         if (ok !== 1 && this.#held.get(uid) === held) {
           this.#held.delete(uid);
           await redis.srem(keys.nodeLiveInputs(nodeId), uid);
@@ -140,21 +150,34 @@ export class ClusterLeases {
    * Records this node as the owner of a live input's session (replacing any previous owner: the
    * newest publish wins). Renewed while `current()` holds, released once it does not.
    */
-  async claim(liveInputUid: string, sessionId: string, current: () => boolean): Promise<void> {
+  async claim(liveInputUid: string, sessionId: string, current: () => boolean, status?: () => object | undefined): Promise<void> {
     if (this.#closed) return;
     if (!this.#heartbeat) {
-      this.#pending.push(() => this.claim(liveInputUid, sessionId, current));
+      this.#pending.push(() => this.claim(liveInputUid, sessionId, current, status));
       return;
     }
     const { redis, keys, nodeId, ttlMs } = this.#opts;
     const lease: LiveLease = { node: nodeId, url: this.#advertiseUrl, session: sessionId, live: true };
     const value = JSON.stringify(lease);
-    this.#held.set(liveInputUid, { value, current });
+    this.#held.set(liveInputUid, { value, current, status });
     await redis
       .multi()
       .set(keys.liveLease(liveInputUid), value, 'PX', ttlMs)
+      // A previous owner's status is not this session's (it is published at the next renewal).
+      .del(keys.liveStatus(liveInputUid))
       .sadd(keys.nodeLiveInputs(nodeId), liveInputUid)
       .exec();
+  }
+
+  /** The live status the owner of an input's session published (another node's, or ours). */
+  async liveStatus(liveInputUid: string): Promise<unknown> {
+    const raw = await this.#opts.redis.get(this.#opts.keys.liveStatus(liveInputUid));
+    if (!raw) return undefined;
+    try {
+      return JSON.parse(raw) as unknown;
+    } catch {
+      return undefined;
+    }
   }
 
   /** The broadcast ended: the lease stays (viewers still get the ended playlists) but says so. */
@@ -166,7 +189,12 @@ export class ClusterLeases {
     const value = JSON.stringify({ ...lease, live: false });
     const { redis, keys, ttlMs } = this.#opts;
     const ok = await redis.eval(CAS_REPLACE, 1, keys.liveLease(liveInputUid), held.value, value, String(ttlMs));
-    if (ok === 'OK' && this.#held.get(liveInputUid) === held) held.value = value;
+    if (ok === 'OK' && this.#held.get(liveInputUid) === held) {
+      held.value = value;
+      // No live status once the broadcast ended: the stored status (with its reason) applies.
+      held.status = undefined;
+      await redis.del(keys.liveStatus(liveInputUid));
+    }
   }
 
   /** Gives up this node's lease on an input (if it still holds it). */
@@ -176,7 +204,7 @@ export class ClusterLeases {
     this.#held.delete(liveInputUid);
     const { redis, keys, nodeId } = this.#opts;
     try {
-      await redis.eval(CAS_DEL, 1, keys.liveLease(liveInputUid), held.value);
+      await redis.eval(CAS_DEL_WITH_STATUS, 2, keys.liveLease(liveInputUid), keys.liveStatus(liveInputUid), held.value);
       await redis.srem(keys.nodeLiveInputs(nodeId), liveInputUid);
     } catch (error) {
       this.#log.warn({ err: error, liveInput: liveInputUid }, 'could not release a live session lease; it will expire');
@@ -243,6 +271,11 @@ export class ClusterLeases {
       this.#log.warn({ err: error }, 'could not remove the node heartbeat; it will expire');
     }
   }
+}
+
+function statusJson(held: HeldLease): string {
+  const status = held.status?.();
+  return status === undefined ? '' : JSON.stringify(status);
 }
 
 export function parseLease(raw: string): LiveLease | undefined {

@@ -56,6 +56,8 @@ export interface RedisKeys {
   nodeHeartbeat(nodeId: string): string;
   /** String (expiring): JSON lease of a live input's session (owner node, its URL, session id). */
   liveLease(liveInputUid: string): string;
+  /** String (expiring): JSON live status (with input health) the owner of a session publishes for the other nodes. */
+  liveStatus(liveInputUid: string): string;
   /** Set: live input uids whose session a node holds (to fix their status if it dies). */
   nodeLiveInputs(nodeId: string): string;
   /** String: the shared credential of node-to-node requests, generated once (SET NX). */
@@ -95,6 +97,7 @@ export function createRedisKeys(prefix: string = DEFAULT_KEY_PREFIX): RedisKeys 
     clusterNodes: () => `${prefix}cluster_nodes`,
     nodeHeartbeat: (nodeId) => `${prefix}node:${nodeId}`,
     liveLease: (liveInputUid) => `${prefix}live_lease:${liveInputUid}`,
+    liveStatus: (liveInputUid) => `${prefix}live_status:${liveInputUid}`,
     nodeLiveInputs: (nodeId) => `${prefix}node_live_inputs:${nodeId}`,
     clusterSecret: () => `${prefix}cluster_secret`,
     clusterLock: (name) => `${prefix}cluster_lock:${name}`,

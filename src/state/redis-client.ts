@@ -2,10 +2,16 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { backoffDelay } from '../lib/backoff.ts';
 import type { Logger } from '../observability/logger.ts';
 
-/** Where to connect: a `redis://` / `rediss://` / `unix://` URL, or a unix socket path. */
+/**
+ * Where to connect: a `redis://` / `rediss://` / `unix://` URL, or a unix socket path; or Redis
+ * Sentinel: the sentinels' addresses and the monitored master's name (a `redis://` / `rediss://`
+ * URL then gives only the credentials, database and TLS of the master).
+ */
 export interface RedisTarget {
   url?: string;
   path?: string;
+  sentinels?: Array<{ host: string; port: number }>;
+  sentinelName?: string;
 }
 
 /** Options shared by every connection: bounded waits so a Redis outage fails requests instead of hanging them. */
@@ -50,6 +56,7 @@ export function createRedis(target: RedisTarget, logger: Logger, extra: RedisOpt
 }
 
 function resolveTarget(target: RedisTarget): { options: RedisOptions; display: string } {
+  if (target.sentinels && target.sentinels.length > 0) return sentinelTarget(target, target.sentinels);
   if (target.path) return { options: { path: target.path }, display: `unix://${target.path}` };
   const url = target.url;
   if (!url) throw new Error('createRedis: give a url or a unix socket path');
@@ -58,20 +65,46 @@ function resolveTarget(target: RedisTarget): { options: RedisOptions; display: s
     const path = decodeURIComponent(url.slice('unix://'.length));
     return { options: { path }, display: url };
   }
+  const { parsed, options } = parseRedisUrl(url);
+  options.host = parsed.hostname.replace(/^\[|\]$/g, '');
+  options.port = parsed.port ? Number(parsed.port) : 6379;
+  const display = `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  return { options, display };
+}
+
+/** Database, credentials and TLS of a `redis://` / `rediss://` URL (host and port left to the caller). */
+function parseRedisUrl(url: string): { parsed: URL; options: RedisOptions } {
   const parsed = new URL(url);
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
     throw new Error(`unsupported Redis URL scheme "${parsed.protocol}" (use redis://, rediss:// or unix://)`);
   }
   const db = parsed.pathname.length > 1 ? Number(parsed.pathname.slice(1)) : 0;
   if (!Number.isInteger(db) || db < 0) throw new Error('Redis URL database must be a non-negative integer');
-  const options: RedisOptions = {
-    host: parsed.hostname.replace(/^\[|\]$/g, ''),
-    port: parsed.port ? Number(parsed.port) : 6379,
-    db,
-  };
+  const options: RedisOptions = { db };
   if (parsed.username) options.username = decodeURIComponent(parsed.username);
   if (parsed.password) options.password = decodeURIComponent(parsed.password);
   if (parsed.protocol === 'rediss:') options.tls = { servername: parsed.hostname };
-  const display = `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  return { parsed, options };
+}
+
+/**
+ * Redis Sentinel through ioredis: it asks the sentinels for the master, follows a failover
+ * (`+switch-master`, announced by the sentinels) and reconnects to the new master. A write that
+ * reaches a master just demoted to replica (READONLY) reconnects and is sent again.
+ */
+function sentinelTarget(target: RedisTarget, sentinels: Array<{ host: string; port: number }>): { options: RedisOptions; display: string } {
+  const name = target.sentinelName ?? 'mymaster';
+  const base = target.url ? parseRedisUrl(target.url).options : {};
+  const options: RedisOptions = {
+    ...base,
+    sentinels: sentinels.map(({ host, port }) => ({ host, port })),
+    name,
+    // Listen to the sentinels' +switch-master rather than wait for the old master to fail.
+    failoverDetector: true,
+    enableTLSForSentinelMode: base.tls !== undefined,
+    sentinelRetryStrategy: (times) => backoffDelay(times - 1, { baseMs: 100, maxMs: 2_000 }),
+    reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false),
+  };
+  const display = `sentinel://${sentinels.map((s) => `${s.host}:${s.port}`).join(',')}/${name}`;
   return { options, display };
 }

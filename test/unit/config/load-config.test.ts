@@ -70,6 +70,36 @@ describe('loadConfig', () => {
     expect(advertiseUrl(set, 1, 'box')).toBe('http://10.0.0.5:8080');
   });
 
+  it('viewer limit, relay hold and Redis Sentinel settings: read from env, bad values refused with the key named', () => {
+    const c = loadConfig({
+      files: [],
+      env: {
+        TRIBUTARY_LIMITS_MAX_VIEWERS_PER_STREAM: '500',
+        TRIBUTARY_CLUSTER_RELAY_HOLD_MS: '12000',
+        TRIBUTARY_REDIS_SENTINELS: '[{"host":"10.0.0.7","port":26379},{"host":"10.0.0.8","port":26379}]',
+        TRIBUTARY_REDIS_SENTINEL_NAME: 'tributary',
+      },
+    });
+    expect(c.limits.maxViewersPerStream).toBe(500);
+    expect(c.cluster.relayHoldMs).toBe(12_000);
+    expect(c.redis.sentinels).toEqual([{ host: '10.0.0.7', port: 26379 }, { host: '10.0.0.8', port: 26379 }]);
+    expect(c.redis.sentinelName).toBe('tributary');
+    const defaults = loadConfig({ files: [], env: {} });
+    expect([defaults.limits.maxViewersPerStream, defaults.redis.sentinels, defaults.cluster.relayHoldMs]).toEqual([0, [], 30_000]);
+    const bad: Array<[string, string]> = [
+      ['TRIBUTARY_LIMITS_MAX_VIEWERS_PER_STREAM', '-1'],
+      ['TRIBUTARY_LIMITS_MAX_VIEWERS_PER_STREAM', 'lots'],
+      ['TRIBUTARY_CLUSTER_RELAY_HOLD_MS', '10'],
+      ['TRIBUTARY_REDIS_SENTINELS', '[{"host":"10.0.0.7","port":0}]'],
+      ['TRIBUTARY_REDIS_SENTINELS', '[{"host":"10.0.0.7","port":26379,"password":"x"}]'],
+      ['TRIBUTARY_REDIS_SENTINELS', '[{"port":26379}]'],
+      ['TRIBUTARY_REDIS_SENTINELS', '{"host":"10.0.0.7"'],
+      ['TRIBUTARY_REDIS_SENTINELS', JSON.stringify(Array.from({ length: 17 }, () => ({ host: 'h', port: 1 })))],
+      ['TRIBUTARY_REDIS_SENTINEL_NAME', ''],
+    ];
+    for (const [name, value] of bad) expect(() => loadConfig({ files: [], env: { [name]: value } }), `${name}=${value}`).toThrow(ConfigError);
+  });
+
   it('every leaf has a distinct env name', () => {
     const names = configLeaves().map((l) => envName(l.path));
     expect(new Set(names).size).toBe(names.length);
