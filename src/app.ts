@@ -20,6 +20,7 @@ import { SrtServer } from './ingest/srt/srt-server.ts';
 import { CertificateWatcher, readCertificatePair } from './ingest/rtmp/certificate-watcher.ts';
 import { WhipIngest } from './ingest/whip/whip-ingest.ts';
 import { whipRoutes } from './ingest/whip/whip-routes.ts';
+import { WhepPlayback } from './whep/whep-playback.ts';
 import { SessionRegistry, type LiveInputDirectory, type LiveStatusView } from './live/session-registry.ts';
 import { IngestRefusal } from './live/ingest-contract.ts';
 import { originPlugin } from './origin/origin-plugin.ts';
@@ -124,6 +125,7 @@ export class App {
   #rtmpsCertificate: CertificateWatcher | undefined;
   #srt: SrtServer | undefined;
   #whip: WhipIngest | undefined;
+  #whep: WhepPlayback | undefined;
   #sessions: SessionRegistry | undefined;
   #simulcast: SimulcastManager | undefined;
   #tokens: TokenVerifier | undefined;
@@ -574,6 +576,59 @@ export class App {
       : undefined;
     this.#whip = whip;
 
+    // WHEP: WebRTC playback of this node's live sessions (copied H.264, one Opus encoder per session).
+    const wp = config.whep;
+    const liveSessions = this.#sessions;
+    // Bound once the viewer counter exists (below): WHEP viewers count like HLS ones.
+    let touchWhepViewer: (uid: string, viewerId: string) => void = () => {};
+    const whep = wp.enabled && hasRole(config, 'origin')
+      ? new WhepPlayback({
+          touchViewer: (uid, viewerId) => touchWhepViewer(uid, viewerId),
+          logger: log.child({ component: 'whep' }),
+          sources: {
+            live: (uid) => {
+              const s = liveSessions.session(uid);
+              if (!s || s.state === 'ended') return undefined;
+              return {
+                liveInputUid: s.liveInputUid,
+                id: s.id,
+                tapFlv: (listener) => s.tapFlv(listener),
+                sequenceHeaders: () => s.sequenceHeaders(),
+                requestKeyframe: () => s.requestKeyframe(),
+                onEnded: (listener) => s.on('ended', () => listener()),
+              };
+            },
+          },
+          settings: {
+            viewer: {
+              network: {
+                portMin: w.udpPortMin,
+                portMax: w.udpPortMax,
+                ipv4: w.ipv4,
+                ipv6: w.ipv6,
+                publicIps: w.publicIps,
+                additionalHostAddresses: w.additionalHostAddresses,
+              },
+              connectTimeoutMs: wp.connectTimeoutMs,
+              consentTimeoutMs: wp.consentTimeoutMs,
+            },
+            feed: {
+              ffmpegPath: config.ffmpeg.path,
+              maxRestarts: config.ffmpeg.maxRestarts,
+              opusBitrateKbps: wp.opusBitrateKbps,
+              maxInFlightPackets: wp.maxInFlightPackets,
+              keyframeRequestMinIntervalMs: wp.keyframeRequestMinIntervalMs,
+              maxPayloadBytes: wp.maxPayloadBytes,
+            },
+            maxViewersPerSession: wp.maxViewersPerSession,
+            maxViewers: wp.maxViewers,
+            feedIdleMs: wp.feedIdleMs,
+          },
+          ...(metrics ? { metrics: { viewerEnded: (reason: string) => metrics.whepViewerEnded(reason) } } : {}),
+        })
+      : undefined;
+    this.#whep = whep;
+
     // Live streams of other nodes: found through their leases, relayed from their owner.
     const ownerProxy = new OwnerProxy({
       owners: {
@@ -608,7 +663,9 @@ export class App {
             onError: (error) => log.warn({ err: error }, 'could not check the viewer limit; viewer let in'),
           })
         : undefined;
+    touchWhepViewer = (uid, viewerId) => viewers.touch(uid, viewerId);
     if (whip) metrics?.observeWhip(() => whip.sessionCount);
+    if (whep) metrics?.observeWhep(() => whep.viewerCount);
     const routes = async (http: FastifyInstance) => {
       registerErrorHandling(http);
       if (metrics) instrumentHttp(http, metrics);
@@ -677,6 +734,18 @@ export class App {
           viewers: (uid) => viewers.count(uid),
           ...(admission ? { admitViewer: (uid: string, session: string) => admission.admit(uid, session), admitRetryAfterSeconds: admission.retryAfterSeconds } : {}),
         },
+        ...(whep
+          ? {
+              whep: {
+                maxSdpBytes: wp.maxSdpBytes,
+                service: {
+                  play: (req: { liveInputUid: string; sdp: string; remoteAddress: string }) => whep.play(req),
+                  isLive: (uid: string) => sessions.session(uid)?.state !== undefined && sessions.session(uid)?.state !== 'ended',
+                  end: (uid: string, viewerId: string) => whep.end(uid, viewerId),
+                },
+              },
+            }
+          : {}),
         cluster: {
           proxy: ownerProxy,
           isInternal: (headers) => cluster.isSecret(headers[INTERNAL_HEADER]),
@@ -890,6 +959,7 @@ export class App {
       await step('rtmp', () => this.#rtmp?.close());
       await step('rtmps', () => Promise.all([this.#rtmpsCertificate?.close(), this.#rtmps?.close()]));
       await step('srt', () => this.#srt?.close());
+      await step('whep', () => this.#whep?.close());
       await step('whip', () => this.#whip?.close());
       await step('sessions', () => this.#sessions?.close());
       await step('simulcast', () => this.#simulcast?.close());

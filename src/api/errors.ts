@@ -48,6 +48,11 @@ export const API_ERRORS = {
   WHIP_SESSION_NOT_FOUND: { status: 404, message: 'No such WHIP session' },
   WHIP_ETAG_MISMATCH: { status: 412, message: 'If-Match does not match the session' },
   WHIP_ICE_RESTART_UNSUPPORTED: { status: 422, message: 'ICE restarts are not supported' },
+  // Playback (WHEP): refusals of a viewer.
+  WHEP_SDP_INVALID: { status: 400, message: 'The SDP offer is not valid' },
+  WHEP_CODECS_UNSUPPORTED: { status: 406, message: 'No codec in the offer can be sent (H264 packetization-mode=1 is required)' },
+  LIVE_INPUT_NOT_LIVE: { status: 409, message: 'The live input is not live' },
+  WHEP_SESSION_NOT_FOUND: { status: 404, message: 'No such WHEP session' },
   NODE_AT_CAPACITY: { status: 503, message: 'The server is at capacity' },
   TOO_MANY_VIEWERS: { status: 429, message: 'This live stream has as many viewers as it may have; retry later' },
   SHUTTING_DOWN: { status: 503, message: 'The server is shutting down' },

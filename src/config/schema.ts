@@ -113,6 +113,22 @@ export const ConfigSchema = Type.Object(
       },
       closed,
     ),
+    whep: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: 'WHEP playback at POST /{id}/webRTC/play (uses the whip section\'s UDP ports and addresses).' }),
+        maxViewersPerSession: Type.Integer({ default: 200, minimum: 1, maximum: 100_000, description: 'WHEP viewers of one live input on this node.' }),
+        maxViewers: Type.Integer({ default: 500, minimum: 1, maximum: 100_000, description: 'WHEP viewers on this node.' }),
+        keyframeRequestMinIntervalMs: Type.Integer({ default: 1000, minimum: 100, maximum: 60_000, description: 'Keyframe requests to a WHIP publisher (PLI) for new viewers are at least this far apart.' }),
+        connectTimeoutMs: Type.Integer({ default: 15_000, minimum: 1000, maximum: 120_000, description: 'ICE + DTLS must complete within this after the answer.' }),
+        consentTimeoutMs: Type.Integer({ default: 10_000, minimum: 1000, maximum: 120_000, description: 'A viewer with no consent check (STUN) for this long is dropped.' }),
+        maxInFlightPackets: Type.Integer({ default: 512, minimum: 16, maximum: 65_536, description: 'RTP packets a viewer may have queued in its transport before it is dropped as too slow.' }),
+        feedIdleMs: Type.Integer({ default: 10_000, minimum: 0, maximum: 600_000, description: 'A session\'s WHEP feed (and its Opus encoder) lingers this long after its last viewer.' }),
+        opusBitrateKbps: Type.Integer({ default: 96, minimum: 16, maximum: 510, description: 'Bitrate of the shared AAC → Opus transcode.' }),
+        maxPayloadBytes: Type.Integer({ default: 1200, minimum: 200, maximum: 1400, description: 'Largest RTP payload sent (H.264 NAL units above it are fragmented, FU-A).' }),
+        maxSdpBytes: Type.Integer({ default: 32_768, minimum: 1024, maximum: 1_048_576, description: 'Largest offer accepted (413 above).' }),
+      },
+      closed,
+    ),
     redis: Type.Object(
       {
         url: Type.String({ default: '', description: 'External Redis. Empty: start an embedded redis-server.' }),

@@ -41,6 +41,11 @@ export interface PublishSession {
   end(reason: PublishEndReason): void;
   /** The session wants the publisher gone (the adapter closes the connection). Called at most once. */
   onTerminate(listener: (reason: TerminateReason) => void): void;
+  /**
+   * The session wants a keyframe soon (a new WHEP viewer): adapters that can ask their publisher
+   * for one (WHIP: PLI) subscribe; the session rate-limits nothing, the adapter does.
+   */
+  onKeyframeRequest?(listener: () => void): void;
 }
 
 export interface PublishRequest {

@@ -86,6 +86,9 @@ export class LiveSession implements PublishSession {
   /** From the publisher's onMetaData; sizes fMP4 fragments to whole frames. */
   #fps: number | undefined;
   #terminateListeners: Array<(reason: TerminateReason) => void> = [];
+  #keyframeListeners: Array<() => void> = [];
+  /** The latest sequence header of each tag type, as received (for readers that join late). */
+  readonly #sequenceHeaders = new Map<number, FlvTag>();
   /** Readers of the source FLV (simulcast); each must return at once and never throw. */
   #taps: Array<(tag: FlvTag) => void> = [];
   #listeners: { [K in keyof LiveSessionEvents]: Array<LiveSessionEvents[K]> } = { live: [], health: [], ended: [] };
@@ -132,6 +135,27 @@ export class LiveSession implements PublishSession {
     this.#terminateListeners.push(listener);
   }
 
+  onKeyframeRequest(listener: () => void): void {
+    this.#keyframeListeners.push(listener);
+  }
+
+  /** Asks the publisher for a keyframe; false when its ingest cannot ask (RTMP, SRT). */
+  requestKeyframe(): boolean {
+    for (const l of this.#keyframeListeners) {
+      try {
+        l();
+      } catch (error) {
+        this.#log.warn({ err: error }, 'keyframe request listener threw');
+      }
+    }
+    return this.#keyframeListeners.length > 0;
+  }
+
+  /** The latest codec configuration tags (AVC, AAC), for a reader that taps mid-stream. */
+  sequenceHeaders(): FlvTag[] {
+    return [...this.#sequenceHeaders.values()];
+  }
+
   /** Every tag the publisher sends from now on, as received; returns the unsubscribe. */
   tapFlv(listener: (tag: FlvTag) => void): () => void {
     this.#taps.push(listener);
@@ -171,6 +195,7 @@ export class LiveSession implements PublishSession {
     }
     if (tag.sequenceHeader) {
       this.#sourceInfo.push(tag);
+      this.#sequenceHeaders.set(tag.type, tag);
       if (this.#headerTags.size < MAX_HEADER_TAGS) this.#headerTags.set(String(tag.type), encodeFlvTag({ ...tag, timestamp: 0 }));
       // A changed codec configuration mid-stream goes to FFmpeg as is; it handles SPS changes.
       this.#transcoder?.write(encodeFlvTag(tag), { keyframe: false });

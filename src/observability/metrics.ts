@@ -55,6 +55,8 @@ export class Metrics implements LiveMetrics {
   readonly #webhookDeliveries: Counter<'result'>;
   #viewersOf: ((liveInputUid: string) => Promise<number>) | undefined;
   #whipCount: (() => number) | undefined;
+  #whepCount: (() => number) | undefined;
+  readonly #whepViewersEnded: Counter<'reason'>;
 
   constructor() {
     const registers = [this.registry];
@@ -63,6 +65,7 @@ export class Metrics implements LiveMetrics {
     const spoolSource = () => this.#spool;
     const viewersSource = () => this.#viewersOf;
     const whipSource = () => this.#whipCount;
+    const whepSource = () => this.#whepCount;
 
     new Gauge({
       name: 'tributary_live_sessions',
@@ -158,6 +161,21 @@ export class Metrics implements LiveMetrics {
       },
     });
 
+    new Gauge({
+      name: 'tributary_whep_viewers',
+      help: 'WHEP (WebRTC) playback viewers on this node, including those still connecting.',
+      registers,
+      collect() {
+        this.set(whepSource()?.() ?? 0);
+      },
+    });
+    this.#whepViewersEnded = new Counter({
+      name: 'tributary_whep_viewers_ended_total',
+      help: 'WHEP viewers ended, by reason (deleted, peer_gone, timeout, slow, send_failed, session_ended, shutdown, setup_failed).',
+      labelNames: ['reason'],
+      registers,
+    });
+
     this.#httpRequests = new Counter({
       name: 'tributary_http_requests_total',
       help: 'HTTP requests answered, by method, route pattern and status code.',
@@ -245,6 +263,16 @@ export class Metrics implements LiveMetrics {
   /** WHIP sessions open on this node. */
   observeWhip(count: () => number): void {
     this.#whipCount = count;
+  }
+
+  /** WHEP viewers open on this node. */
+  observeWhep(count: () => number): void {
+    this.#whepCount = count;
+  }
+
+  /** A WHEP viewer ended (a slow one dropped: reason `slow`). */
+  whepViewerEnded(reason: string): void {
+    this.#whepViewersEnded.inc({ reason });
   }
 
   get contentType(): string {

@@ -6,6 +6,7 @@ import type { HlsStreamView, HoldResult, LivePlayback, PlaybackAccess, VodSource
 import { derivedRoutes, type DownloadFiles, type ThumbnailSource } from './derived-routes.ts';
 import { liveInfoRoutes, playbackSession, type LiveInfo } from './live-info-routes.ts';
 import { OwnerUnreachableError, type OwnerProxy } from './owner-proxy.ts';
+import { whepRoutes, type WhepService } from './whep-routes.ts';
 
 /** Playback on a node of a cluster: live streams of other nodes are relayed from their owner. */
 export interface ClusterPlayback {
@@ -37,6 +38,8 @@ export interface OriginOptions {
   liveInfo?: LiveInfo;
   /** Set on a node of a cluster (several nodes sharing Redis and the object store). */
   cluster?: ClusterPlayback;
+  /** WHEP playback (`POST /{id}/webRTC/play`) of live streams on this node. */
+  whep?: { service: WhepService; maxSdpBytes: number };
 }
 
 // Ids are 32 hex chars (live input or video uid). Rendition names and file names are checked
@@ -141,6 +144,8 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     reply: FastifyReply,
     id: string,
     deny: (status: number, code: string, message: string) => unknown = (status, code, message) => errorReply(reply, status, code, message),
+    /** A token from elsewhere than the query (WHEP's Authorization: Bearer); never redirected. */
+    bearer?: string,
   ): Promise<Authorized | undefined> {
     const guard = opts.guard;
     // Another node of the cluster already checked the viewer's rights and resolved the uid.
@@ -151,7 +156,7 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     }
     // fastify has already parsed the query string; only a redirect needs to rebuild it.
     const tokenParam = (req.query as Record<string, string | string[] | undefined>).token;
-    const queryToken = Array.isArray(tokenParam) ? tokenParam[0] : tokenParam;
+    const queryToken = bearer ?? (Array.isArray(tokenParam) ? tokenParam[0] : tokenParam);
     let decision;
     try {
       decision = await guard.check({ pathId: id, queryToken, remoteAddress: req.socket.remoteAddress ?? '', headers: req.headers });
@@ -166,7 +171,7 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
       return undefined;
     }
     (req as FastifyRequest & { reflectOrigin: boolean }).reflectOrigin = decision.originRestricted;
-    if (queryToken !== undefined && decision.token !== undefined && ID.test(id)) {
+    if (bearer === undefined && queryToken !== undefined && decision.token !== undefined && ID.test(id)) {
       const rawUrl = req.raw.url ?? '';
       const q = rawUrl.indexOf('?');
       const query = new URLSearchParams(rawUrl.slice(q + 1));
@@ -185,6 +190,21 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     authorize: (req, reply, id) => authorize(req, reply, id),
     errorReply,
   });
+
+  if (opts.whep) {
+    const whep = opts.whep;
+    await app.register(whepRoutes, {
+      whep: whep.service,
+      maxSdpBytes: whep.maxSdpBytes,
+      // The same check as HLS; a token in the query or the Authorization header, never redirected.
+      authorize: (req, reply, id, token) => {
+        const tokenParam = (req.query as Record<string, string | string[] | undefined>).token;
+        const queryToken = Array.isArray(tokenParam) ? tokenParam[0] : tokenParam;
+        return authorize(req, reply, id, undefined, token ?? queryToken);
+      },
+      ...(cluster && !cluster.internalOnly ? { ownerUrl: (uid: string) => cluster.proxy.ownerOf(uid) } : {}),
+    });
+  }
 
   // hls.js and the player's script and style, read once at startup; the page names them with a
   // content hash, so they are cached for a year.

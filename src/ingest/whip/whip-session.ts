@@ -14,20 +14,13 @@ import type { PublishEndReason, PublishSession, TerminateReason } from '../../li
 import type { Logger } from '../../observability/logger.ts';
 import { BRIDGE_AUDIO_PT, BRIDGE_VIDEO_PT } from './bridge-args.ts';
 import { isDecoderStart, isKeyframeStart } from './rtp-keyframe.ts';
-import { announcePublicAddresses } from './candidates.ts';
+import { announcePublicAddresses } from '../../webrtc/public-candidates.ts';
+import { iceGathered, icePeerOptions, type IceNetworkSettings } from '../../webrtc/ice-network.ts';
 import { WhipBridge } from './whip-bridge.ts';
 import type { OfferChoice } from './whip-offer.ts';
 
-export interface WhipNetworkSettings {
-  portMin: number;
-  portMax: number;
-  ipv4: boolean;
-  ipv6: boolean;
-  /** Extra local addresses to gather host candidates on (e.g. a loopback or tunnel address). */
-  additionalHostAddresses: string[];
-  /** Addresses announced for every host candidate's port (servers behind a 1:1 NAT). */
-  publicIps: string[];
-}
+/** The ICE network settings (shared with WHEP playback). */
+export type WhipNetworkSettings = IceNetworkSettings;
 
 export interface WhipSessionSettings {
   network: WhipNetworkSettings;
@@ -56,6 +49,8 @@ export interface WhipSessionOptions {
 const TICK_MS = 250;
 /** Keyframe requests while waiting for the first one are this far apart. */
 const PLI_WAITING_MS = 500;
+/** Keyframe requests for playback viewers reach the publisher at most this often. */
+const PLAYBACK_PLI_MIN_MS = 500;
 
 type State = 'new' | 'pending' | 'connected' | 'closed';
 
@@ -123,18 +118,10 @@ export class WhipSession {
     this.#pc = new RTCPeerConnection({
       codecs: { video: [video], audio },
       headerExtensions: { video: [], audio: [] },
-      iceLite: true,
-      bundlePolicy: 'max-bundle',
-      icePortRange: net.portMin > 0 && net.portMax > net.portMin ? [net.portMin, net.portMax] : undefined,
-      iceAdditionalHostAddresses: net.additionalHostAddresses.length ? net.additionalHostAddresses : undefined,
-      iceUseIpv4: net.ipv4,
-      iceUseIpv6: net.ipv6,
-      iceUseTcp: false,
       // Every authenticated STUN binding request is a consent check (RFC 7675) from the peer.
-      iceFilterStunResponse: () => {
+      ...icePeerOptions(net, () => {
         this.#lastActivity = Date.now();
-        return true;
-      },
+      }),
     });
     this.#bridge = new WhipBridge({
       ffmpegPath: settings.ffmpegPath,
@@ -182,6 +169,10 @@ export class WhipSession {
   async start(): Promise<string> {
     this.#state = 'pending';
     this.#opts.publish.onTerminate((reason) => this.#onTerminate(reason));
+    // WHEP viewers joining ask for a keyframe; the publisher gets a PLI, at most one per interval.
+    this.#opts.publish.onKeyframeRequest?.(() => {
+      if (Date.now() - this.#lastPliAt >= PLAYBACK_PLI_MIN_MS) this.#requestKeyframe('playback viewer');
+    });
     const pc = this.#pc;
     pc.onTrack.subscribe((track) => this.#onTrack(track));
     pc.connectionStateChange.subscribe((state) => {
@@ -204,22 +195,10 @@ export class WhipSession {
     for (const dtls of pc.dtlsTransports) dtls.role = 'server';
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
-    await this.#gathered();
+    await iceGathered(pc);
     const sdp = pc.localDescription?.sdp;
     if (!sdp) throw new Error('werift produced no answer');
     return announcePublicAddresses(sdp, this.#opts.settings.network.publicIps);
-  }
-
-  async #gathered(): Promise<void> {
-    if (this.#pc.iceGatheringState === 'complete') return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, 5000);
-      this.#pc.iceGatheringStateChange.subscribe((state) => {
-        if (state !== 'complete') return;
-        clearTimeout(timer);
-        resolve();
-      });
-    });
   }
 
   #onTrack(track: MediaStreamTrack): void {

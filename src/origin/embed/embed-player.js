@@ -1,16 +1,25 @@
-/* global document, location, window, fetch, setTimeout, clearTimeout, URL, Hls */
+/* global document, location, window, fetch, setTimeout, clearTimeout, URL, URLSearchParams, Hls, RTCPeerConnection, MediaStream */
 // Tributary embed player (served at /assets/embed-player.js, loaded by /{id}/iframe).
 // Plays manifest/video.m3u8 relative to the page, so a token standing in for the id covers
 // every request. While the master playlist 404s the stream is not live yet: show that and poll;
 // playback starts by itself when the stream goes live. The page's state is in body[data-state]
 // (loading | waiting | playing | ended | denied | unsupported) for styling and for tests.
+// `?protocol=webrtc` plays over WHEP (webRTC/play next to the page: sub-second latency),
+// `?protocol=auto` tries WHEP and falls back to HLS for good if it fails; the default is HLS.
+// body[data-protocol] says which one plays.
 (function () {
   'use strict';
   var RETRY_MS = 2000;
   var video = document.getElementById('video');
   var status = document.getElementById('status');
   var src = new URL('manifest/video.m3u8', location.href.split('?')[0]).toString();
+  var whepUrl = new URL('webRTC/play', location.href.split('?')[0]).toString();
+  var protocol = new URLSearchParams(location.search).get('protocol') || 'hls';
+  var WHEP_START_MS = 8000;
   var hls = null;
+  var pc = null;
+  var whepLocation = null;
+  var whepFailed = false;
   var timer = null;
   // After a broadcast ends, its final playlist stays up for a while: only a 404 (the old stream
   // is gone) followed by a 200 means a new broadcast.
@@ -27,6 +36,15 @@
   }
 
   function teardown() {
+    if (pc) {
+      pc.close();
+      pc = null;
+    }
+    if (whepLocation) {
+      fetch(whepLocation, { method: 'DELETE', keepalive: true }).catch(function () {});
+      whepLocation = null;
+    }
+    video.srcObject = null;
     if (hls) {
       hls.destroy();
       hls = null;
@@ -67,8 +85,89 @@
     );
   }
 
-  function start() {
+  /** WHEP: a recvonly offer POSTed next to the page; the answer holds every server candidate. */
+  function startWhep() {
     setState('loading', 'Starting…');
+    document.body.setAttribute('data-protocol', 'webrtc');
+    var peer = (pc = new RTCPeerConnection());
+    var stream = new MediaStream();
+    var settled = false;
+    function fail(why) {
+      if (settled || pc !== peer) return;
+      settled = true;
+      teardown();
+      if (protocol === 'auto') {
+        whepFailed = true; // HLS from now on
+        document.body.setAttribute('data-whep-error', String(why).slice(0, 80));
+        return start();
+      }
+      setState('waiting', 'Reconnecting to the stream…');
+      later();
+    }
+    var deadline = setTimeout(function () {
+      fail('no media');
+    }, WHEP_START_MS);
+    video.addEventListener('playing', function () {
+      settled = true;
+      clearTimeout(deadline);
+    }, { once: true });
+    peer.addTransceiver('video', { direction: 'recvonly' });
+    peer.addTransceiver('audio', { direction: 'recvonly' });
+    peer.ontrack = function (event) {
+      stream.addTrack(event.track);
+      if (video.srcObject !== stream) video.srcObject = stream;
+      var played = video.play();
+      if (played && played.catch) played.catch(function () {});
+    };
+    peer.onconnectionstatechange = function () {
+      if (pc !== peer) return;
+      if (peer.connectionState === 'failed' || peer.connectionState === 'closed') {
+        if (!settled) return fail('connection ' + peer.connectionState);
+        teardown();
+        setState('waiting', 'Reconnecting to the stream…');
+        later();
+      }
+    };
+    peer
+      .createOffer()
+      .then(function (offer) {
+        return peer.setLocalDescription(offer);
+      })
+      .then(function () {
+        // The server is ICE-lite and learns our address from our checks: no need to wait long.
+        return new Promise(function (resolve) {
+          if (peer.iceGatheringState === 'complete') return resolve();
+          var t = setTimeout(resolve, 500);
+          peer.onicegatheringstatechange = function () {
+            if (peer.iceGatheringState === 'complete') {
+              clearTimeout(t);
+              resolve();
+            }
+          };
+        });
+      })
+      .then(function () {
+        return fetch(whepUrl, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: peer.localDescription.sdp, credentials: 'same-origin' });
+      })
+      .then(function (res) {
+        if (res.status !== 201) throw new Error('WHEP ' + res.status);
+        whepLocation = new URL(res.headers.get('location'), whepUrl).toString();
+        return res.text();
+      })
+      .then(function (answer) {
+        if (pc !== peer) return undefined;
+        return peer.setRemoteDescription({ type: 'answer', sdp: answer });
+      })
+      .catch(function (err) {
+        clearTimeout(deadline);
+        fail(err && err.message ? err.message : 'error');
+      });
+  }
+
+  function start() {
+    if (typeof RTCPeerConnection === 'function' && (protocol === 'webrtc' || (protocol === 'auto' && !whepFailed))) return startWhep();
+    setState('loading', 'Starting…');
+    document.body.setAttribute('data-protocol', 'hls');
     if (window.Hls && Hls.isSupported()) {
       // No worker: fMP4 needs no transmuxing, and the page's CSP allows no blob: scripts.
       // Catch up at up to 1.5x: with hls.js defaults the start-up delay stays as latency for the
@@ -103,5 +202,6 @@
     later();
   });
 
+  window.addEventListener('pagehide', teardown);
   probe();
 })();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { analyzeOffer, fmtpValue, fragmentUfrag } from '../../../src/ingest/whip/whip-offer.ts';
 import { isDecoderStart, isKeyframeStart } from '../../../src/ingest/whip/rtp-keyframe.ts';
-import { announcePublicAddresses } from '../../../src/ingest/whip/candidates.ts';
+import { announcePublicAddresses } from '../../../src/webrtc/public-candidates.ts';
 import { TimestampRebaser } from '../../../src/ingest/whip/timestamp-rebaser.ts';
 import { bridgeArgs, bridgeSdp } from '../../../src/ingest/whip/bridge-args.ts';
 
