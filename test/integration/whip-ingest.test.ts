@@ -171,13 +171,30 @@ describe('WHIP ingest: an OBS-like publisher, faults and bad input', () => {
     expect(answer).toContain('a=ice-lite');
     expect(answer).toContain('a=setup:passive');
     expect(answer).toMatch(/a=candidate:\S+ 1 udp \d+ \S+ \d+ typ host/);
-    expect((await post(`${server.httpUrl}/whip/${inputs[1]!.uid}`, offer, { authorization: `Bearer ${inputs[1]!.streamKey}` })).status).toBe(201);
-    await refused(await post(`${server.httpUrl}/whip/${inputs[2]!.uid}`, offer, { authorization: `Bearer ${inputs[2]!.streamKey}` }), 429, 'WHIP_TOO_MANY_PENDING');
+    const postTo = (i: { uid: string; streamKey: string }, key = i.streamKey) =>
+      post(`${server.httpUrl}/whip/${i.uid}`, offer, { authorization: `Bearer ${key}` });
+    const abandoned = await postTo(inputs[1]!);
+    expect(abandoned.status).toBe(201);
+    await refused(await postTo(inputs[2]!), 429, 'WHIP_TOO_MANY_PENDING');
+    // A publisher that retries (a reloaded page) is not locked out by its own abandoned offer:
+    // with the right key the new offer replaces the pending one at once, even at the address cap.
+    // A wrong key replaces nothing; the flood stays capped.
+    await refused(await postTo(inputs[1]!, inputs[0]!.streamKey), 401, 'STREAM_KEY_INVALID');
+    const retry = await postTo(inputs[1]!);
+    expect(retry.status).toBe(201);
+    const retryLocation = new URL(retry.headers.get('location')!, server.httpUrl).toString();
+    const abandonedLocation = new URL(abandoned.headers.get('location')!, server.httpUrl).toString();
+    expect(retryLocation).not.toBe(abandonedLocation);
+    expect(server.logs.some((l) => l.msg === 'whip pending session replaced by a new offer' && l.liveInputUid === inputs[1]!.uid)).toBe(true);
+    expect((await fetch(abandonedLocation, { method: 'DELETE' })).status).toBe(404);
+    const trickle = (location: string) => fetch(location, { method: 'PATCH', headers: { 'content-type': 'application/trickle-ice-sdpfrag' }, body: 'a=end-of-candidates\r\n' });
+    expect((await trickle(retryLocation)).status).toBe(204);
+    await refused(await postTo(inputs[2]!), 429, 'WHIP_TOO_MANY_PENDING');
     for (const i of inputs.slice(0, 2)) {
-      const ending = await server.waitForLog((l) => l.msg === 'session ending' && l.liveInput === i.uid, CONNECT_TIMEOUT_MS + 10_000);
+      const ending = await server.waitForLog((l) => l.msg === 'session ending' && l.liveInput === i.uid && l.reason === 'timeout', CONNECT_TIMEOUT_MS + 10_000);
       expect(ending.reason).toBe('timeout');
     }
-    await expect.poll(async () => (await post(`${server.httpUrl}/whip/${inputs[2]!.uid}`, offer, { authorization: `Bearer ${inputs[2]!.streamKey}` })).status, { timeout: 10_000 }).toBe(201);
+    await expect.poll(async () => (await postTo(inputs[2]!)).status, { timeout: 10_000 }).toBe(201);
 
     // Everyone else is still served.
     expect((await fetch(`${server.httpUrl}/healthz`)).status).toBe(200);
