@@ -41,6 +41,11 @@ export interface PublishSession {
   end(reason: PublishEndReason): void;
   /** The session wants the publisher gone (the adapter closes the connection). Called at most once. */
   onTerminate(listener: (reason: TerminateReason) => void): void;
+  /**
+   * The session needs a keyframe now (its FFmpeg restarts at the next one). A publisher that can
+   * make one on request (WHIP: a PLI) listens; others just keep sending.
+   */
+  onKeyframeWanted?(listener: () => void): void;
 }
 
 export interface PublishRequest {

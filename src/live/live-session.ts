@@ -86,6 +86,7 @@ export class LiveSession implements PublishSession {
   /** From the publisher's onMetaData; sizes fMP4 fragments to whole frames. */
   #fps: number | undefined;
   #terminateListeners: Array<(reason: TerminateReason) => void> = [];
+  #keyframeListeners: Array<() => void> = [];
   /** Readers of the source FLV (simulcast); each must return at once and never throw. */
   #taps: Array<(tag: FlvTag) => void> = [];
   #listeners: { [K in keyof LiveSessionEvents]: Array<LiveSessionEvents[K]> } = { live: [], health: [], ended: [] };
@@ -130,6 +131,10 @@ export class LiveSession implements PublishSession {
 
   onTerminate(listener: (reason: TerminateReason) => void): void {
     this.#terminateListeners.push(listener);
+  }
+
+  onKeyframeWanted(listener: () => void): void {
+    this.#keyframeListeners.push(listener);
   }
 
   /** Every tag the publisher sends from now on, as received; returns the unsubscribe. */
@@ -232,6 +237,15 @@ export class LiveSession implements PublishSession {
       this.#metrics?.transcoderRestarted();
       this.#resetReaders();
       this.#clock.reset();
+    });
+    transcoder.on('keyframeWanted', () => {
+      for (const l of this.#keyframeListeners) {
+        try {
+          l();
+        } catch (error) {
+          this.#log.warn({ err: error }, 'keyframe listener threw');
+        }
+      }
     });
     transcoder.on('failed', (error: unknown) => {
       this.#log.error({ err: error }, 'transcoder failed for good');

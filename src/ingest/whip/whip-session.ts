@@ -193,6 +193,8 @@ export class WhipSession {
   async start(): Promise<string> {
     this.#state = 'pending';
     this.#opts.publish.onTerminate((reason) => this.#onTerminate(reason));
+    // The session's FFmpeg restarts at the next keyframe: browsers send one only when asked.
+    this.#opts.publish.onKeyframeWanted?.(() => this.#requestKeyframe('session ffmpeg restarting'));
     const pc = this.#pc;
     pc.onTrack.subscribe((track) => this.#onTrack(track));
     pc.connectionStateChange.subscribe((state) => {
