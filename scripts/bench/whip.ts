@@ -4,7 +4,7 @@
  * (copied) and VP8 (transcoded to H.264). The ladder is the source only, so that the figure is
  * the cost of ingest, not of the ABR ladder (which is the same as for RTMP).
  *
- *   node scripts/bench/whip.ts [--runs 2] [--window 15]
+ *   node scripts/bench/whip.ts [--runs 2] [--window 15] [--verbose (the session's log lines, timed from connected)]
  *
  * Prints a table and, last, one JSON line with every figure.
  */
@@ -15,14 +15,25 @@ import { startServer, createLiveInput, waitForHttp200 } from '../../test/helpers
 import { publishFromBrowser, waitForPublishing } from '../../test/helpers/whip-browser.ts';
 import { cpuPercent, descendants, median, printTable, sleep } from './bench-lib.ts';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '2' }, window: { type: 'string', default: '15' } } });
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '2' }, window: { type: 'string', default: '15' }, verbose: { type: 'boolean', default: false } } });
 const runs = Number(values.runs);
 const windowMs = Number(values.window) * 1000;
+
+/** Where the time from "peer connected" to the first part goes: each milestone in ms after connected. */
+const MILESTONES = [
+  ['firstRtp', 'whip first video rtp'],
+  ['firstKeyframe', 'whip first keyframe'],
+  ['bridgeOutput', 'whip bridge output started'],
+  ['transcoderStart', 'starting transcoder'],
+  ['transcoderOutput', 'live'],
+] as const;
+type Milestone = (typeof MILESTONES)[number][0];
 
 interface Sample {
   serverAnswerMs: number;
   clientPostMs: number;
   connectedToPartMs: number;
+  milestones: Record<Milestone, number>;
   cpuNode: number;
   cpuBridge: number;
   cpuSession: number;
@@ -56,6 +67,16 @@ try {
           await sleep(50);
         }
         const connectedToPartMs = Date.now() - Number(connected.time);
+        if (values.verbose) {
+          for (const l of server.logs.filter((x) => x.liveInputUid === input.uid || x.liveInput === input.uid)) {
+            process.stderr.write(`${codec} +${Number(l.time) - Number(connected.time)} ms ${String(l.msg)} ${JSON.stringify({ ...l, time: undefined, msg: undefined, pid: undefined, hostname: undefined, level: undefined })}\n`);
+          }
+        }
+        const milestones = {} as Record<Milestone, number>;
+        for (const [name, msg] of MILESTONES) {
+          const line = server.logs.find((l) => l.msg === msg && (l.liveInputUid === input.uid || l.liveInput === input.uid));
+          milestones[name] = line ? Number(line.time) - Number(connected.time) : Number.NaN;
+        }
         await waitForHttp200(media);
         const ffmpegs = () => descendants(server.process.pid!, 'ffmpeg');
         const bridge = () => ffmpegs().filter((p) => cmdline(p).includes('.sdp'));
@@ -66,7 +87,7 @@ try {
           cpuPercent(bridge, windowMs),
           cpuPercent(session, windowMs),
         ]);
-        results[codec]!.push({ serverAnswerMs: Number(answered.ms), clientPostMs: Math.round(page.postMs ?? 0), connectedToPartMs, cpuNode, cpuBridge, cpuSession });
+        results[codec]!.push({ serverAnswerMs: Number(answered.ms), clientPostMs: Math.round(page.postMs ?? 0), connectedToPartMs, milestones, cpuNode, cpuBridge, cpuSession });
         await publisher.page.evaluate(() => (globalThis as unknown as { stopPublishing(): Promise<void> }).stopPublishing());
         await server.waitForLog((l) => l.msg === 'session ending' && l.liveInput === input.uid);
       } finally {
@@ -86,6 +107,7 @@ const summary = Object.fromEntries(
       postTo201MsServer: median(xs.map((x) => x.serverAnswerMs)),
       postTo201MsBrowser: median(xs.map((x) => x.clientPostMs)),
       connectedToFirstPartMs: median(xs.map((x) => x.connectedToPartMs)),
+      afterConnectedMs: Object.fromEntries(MILESTONES.map(([name]) => [name, median(xs.map((x) => x.milestones[name]))])),
       cpuPctOfCore: {
         server: median(xs.map((x) => x.cpuNode)),
         bridge: median(xs.map((x) => x.cpuBridge)),
@@ -105,4 +127,10 @@ printTable(
     s.cpuPctOfCore.server, s.cpuPctOfCore.bridge, s.cpuPctOfCore.sessionFfmpeg, s.cpuPctOfCore.total,
   ]),
 );
+printTable(
+  'Connected → first part, milestones (median ms after the peer connected)',
+  ['video', ...MILESTONES.map(([name]) => name), 'first part'],
+  Object.entries(summary).map(([codec, s]) => [codec, ...MILESTONES.map(([name]) => s.afterConnectedMs[name] ?? Number.NaN), s.connectedToFirstPartMs]),
+);
+process.stdout.write(`load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
 process.stdout.write(`${JSON.stringify({ bench: 'whip', machine: { cpus: os.cpus().length, load: os.loadavg() }, ...summary })}\n`);

@@ -33,6 +33,9 @@ export type PublishEndReason = 'client_disconnect' | 'protocol_error' | 'timeout
 export type TerminateReason = 'input_disabled' | 'input_deleted' | 'shutdown' | 'transcoder_failed' | 'over_limit';
 
 /** One accepted publish. Created by `openPublish`, ended by `end` or by the session terminating it. */
+/** Why a live session wants a keyframe from its publisher. */
+export type KeyframeWant = 'restart' | 'playback';
+
 export interface PublishSession {
   readonly liveInputUid: string;
   /** Media in. Synchronous, never throws; the session queues or drops, it never blocks ingest. */
@@ -42,10 +45,11 @@ export interface PublishSession {
   /** The session wants the publisher gone (the adapter closes the connection). Called at most once. */
   onTerminate(listener: (reason: TerminateReason) => void): void;
   /**
-   * The session wants a keyframe soon (a new WHEP viewer): adapters that can ask their publisher
-   * for one (WHIP: PLI) subscribe; the session rate-limits nothing, the adapter does.
+   * The session needs a keyframe soon: its FFmpeg restarts at the next one (`restart`), or a WHEP
+   * viewer joined (`playback`). A publisher that can make one on request (WHIP: a PLI) listens and
+   * rate-limits what it must; others just keep sending.
    */
-  onKeyframeRequest?(listener: () => void): void;
+  onKeyframeWanted?(listener: (why: KeyframeWant) => void): void;
 }
 
 export interface PublishRequest {

@@ -6,6 +6,7 @@ import type {
   PublishEndReason,
   PublishSession,
   TerminateReason,
+  KeyframeWant,
 } from './ingest-contract.ts';
 import { encodeFlvHeader, encodeFlvTag } from '../media/flv-tags.ts';
 import { readMetadataNumber } from '../media/flv-metadata.ts';
@@ -86,7 +87,7 @@ export class LiveSession implements PublishSession {
   /** From the publisher's onMetaData; sizes fMP4 fragments to whole frames. */
   #fps: number | undefined;
   #terminateListeners: Array<(reason: TerminateReason) => void> = [];
-  #keyframeListeners: Array<() => void> = [];
+  #keyframeListeners: Array<(why: KeyframeWant) => void> = [];
   /** The latest sequence header of each tag type, as received (for readers that join late). */
   readonly #sequenceHeaders = new Map<number, FlvTag>();
   /** Readers of the source FLV (simulcast); each must return at once and never throw. */
@@ -135,20 +136,24 @@ export class LiveSession implements PublishSession {
     this.#terminateListeners.push(listener);
   }
 
-  onKeyframeRequest(listener: () => void): void {
+  onKeyframeWanted(listener: (why: KeyframeWant) => void): void {
     this.#keyframeListeners.push(listener);
   }
 
   /** Asks the publisher for a keyframe; false when its ingest cannot ask (RTMP, SRT). */
   requestKeyframe(): boolean {
+    this.#wantKeyframe('playback');
+    return this.#keyframeListeners.length > 0;
+  }
+
+  #wantKeyframe(why: KeyframeWant): void {
     for (const l of this.#keyframeListeners) {
       try {
-        l();
+        l(why);
       } catch (error) {
-        this.#log.warn({ err: error }, 'keyframe request listener threw');
+        this.#log.warn({ err: error }, 'keyframe listener threw');
       }
     }
-    return this.#keyframeListeners.length > 0;
   }
 
   /** The latest codec configuration tags (AVC, AAC), for a reader that taps mid-stream. */
@@ -258,6 +263,7 @@ export class LiveSession implements PublishSession {
       this.#resetReaders();
       this.#clock.reset();
     });
+    transcoder.on('keyframeWanted', () => this.#wantKeyframe('restart'));
     transcoder.on('failed', (error: unknown) => {
       this.#log.error({ err: error }, 'transcoder failed for good');
       this.#metrics?.transcoderFailed();

@@ -38,6 +38,11 @@ export type TranscoderEvents = {
   restart: [attempt: number, lastError: Error];
   /** Too many crashes: no more processes will be started. */
   failed: [error: Error];
+  /**
+   * The replacement of a crashed FFmpeg is due and waits for the publisher's next keyframe: a
+   * publisher that can send one on request (WHIP) should be asked now.
+   */
+  keyframeWanted: [];
 };
 
 export const DEFAULT_RESTART_POLICY: RestartPolicy = {
@@ -247,7 +252,9 @@ export class Transcoder extends EventEmitter<TranscoderEvents> {
     // restart budget without a crash of its own.
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = undefined;
-      if (this.#state === 'running') this.#restartDue = error;
+      if (this.#state !== 'running') return;
+      this.#restartDue = error;
+      this.emit('keyframeWanted');
     }, wait);
   }
 

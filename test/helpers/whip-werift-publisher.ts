@@ -3,6 +3,7 @@ import dgram from 'node:dgram';
 import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI, useOPUS } from 'werift';
 import { FFMPEG } from './ffmpeg-publish.ts';
 import { mulberry32 } from './prng.ts';
+import { answerThroughRelay, candidateTarget, startLossRelay, type LossRelay } from './udp-loss-relay.ts';
 
 /** The H.264 High-profile offer OBS 30+ sends (profile-level-id 64001f/640028, packetization-mode 1). */
 export const OBS_H264_FMTP = 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640028';
@@ -15,6 +16,10 @@ export interface WeriftPublisher {
   plis: number;
   /** Packets dropped by `packetLossPercent`. */
   dropped: number;
+  /** Generic NACKs (RTCP feedback naming lost packets) the video sender received. */
+  nacks: number;
+  /** The lossy path, with `pathLossPercent`. */
+  relay: LossRelay | undefined;
   ffmpeg: ChildProcess;
   /** Sends DELETE, closes the peer and stops FFmpeg. */
   stop(sendDelete?: boolean): Promise<void>;
@@ -34,6 +39,13 @@ export interface WeriftPublisherOptions {
    * the server sees the gaps. (werift's own debug.outboundPacketLoss drops 100 − n %, not n %.)
    */
   packetLossPercent?: number;
+  /**
+   * RTP lost in the network instead (a relay between the peers drops it at random): the server's
+   * NACKs reach the publisher, whose werift sender retransmits from its history (128 packets).
+   */
+  pathLossPercent?: number;
+  /** H.264 High profile like OBS (default), or VP9 (libvpx-vp9 realtime). */
+  video?: 'h264' | 'vp9';
 }
 
 /**
@@ -41,10 +53,14 @@ export interface WeriftPublisherOptions {
  * by FFmpeg RTP (libx264 High, no B-frames as OBS's WHIP output does; libopus).
  */
 export async function publishWithWerift(opts: WeriftPublisherOptions): Promise<WeriftPublisher> {
-  const { width = 1280, height = 720, fps = 30, gop = 60 } = opts;
+  const { width = 1280, height = 720, fps = 30, gop = 60, video: codec = 'h264' } = opts;
   const pc = new RTCPeerConnection({
     codecs: {
-      video: [new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, payloadType: 102, rtcpFeedback: [useNACK(), usePLI()], parameters: OBS_H264_FMTP })],
+      video: [
+        codec === 'h264'
+          ? new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, payloadType: 102, rtcpFeedback: [useNACK(), usePLI()], parameters: OBS_H264_FMTP })
+          : new RTCRtpCodecParameters({ mimeType: 'video/VP9', clockRate: 90000, payloadType: 102, rtcpFeedback: [useNACK(), usePLI()] }),
+      ],
       audio: [useOPUS({ payloadType: 111 })],
     },
     iceUseIpv6: false,
@@ -53,9 +69,12 @@ export async function publishWithWerift(opts: WeriftPublisherOptions): Promise<W
   const audio = new MediaStreamTrack({ kind: 'audio' });
   const videoTx = pc.addTransceiver(video, { direction: 'sendonly' });
   pc.addTransceiver(audio, { direction: 'sendonly' });
-  const publisher: WeriftPublisher = { pc, location: '', plis: 0, dropped: 0, ffmpeg: undefined as unknown as ChildProcess, stop: async () => {} };
+  const publisher: WeriftPublisher = { pc, location: '', plis: 0, dropped: 0, nacks: 0, relay: undefined, ffmpeg: undefined as unknown as ChildProcess, stop: async () => {} };
   videoTx.sender.onPictureLossIndication.subscribe(() => {
     publisher.plis++;
+  });
+  videoTx.sender.onGenericNack.subscribe(() => {
+    publisher.nacks++;
   });
 
   const videoSock = dgram.createSocket('udp4');
@@ -91,7 +110,14 @@ export async function publishWithWerift(opts: WeriftPublisherOptions): Promise<W
     throw new Error(`WHIP POST answered ${res.status}: ${answer}`);
   }
   publisher.location = new URL(res.headers.get('location') ?? '', opts.url).toString();
-  await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+  let remote = answer;
+  if (opts.pathLossPercent !== undefined) {
+    const target = candidateTarget(answer);
+    if (!target) throw new Error(`no IPv4 host candidate in the answer:\n${answer}`);
+    publisher.relay = await startLossRelay({ target, lossPercent: opts.pathLossPercent });
+    remote = answerThroughRelay(answer, target, publisher.relay);
+  }
+  await pc.setRemoteDescription({ type: 'answer', sdp: remote });
 
   const vPort = (videoSock.address() as { port: number }).port;
   const aPort = (audioSock.address() as { port: number }).port;
@@ -99,8 +125,11 @@ export async function publishWithWerift(opts: WeriftPublisherOptions): Promise<W
     '-hide_banner', '-nostdin', '-loglevel', 'error', '-re',
     '-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${fps}`,
     '-re', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
-    '-map', '0:v', '-c:v', 'libx264', '-profile:v', 'high', '-preset', 'veryfast', '-tune', 'zerolatency', '-bf', '0',
-    '-pix_fmt', 'yuv420p', '-g', String(gop), '-b:v', '2M', '-payload_type', '102', '-f', 'rtp', `rtp://127.0.0.1:${vPort}?pkt_size=1200`,
+    '-map', '0:v',
+    ...(codec === 'h264'
+      ? ['-c:v', 'libx264', '-profile:v', 'high', '-preset', 'veryfast', '-tune', 'zerolatency', '-bf', '0', '-pix_fmt', 'yuv420p']
+      : ['-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-row-mt', '1', '-pix_fmt', 'yuv420p']),
+    '-g', String(gop), '-b:v', '2M', '-payload_type', '102', ...(codec === 'vp9' ? ['-strict', 'experimental'] : []), '-f', 'rtp', `rtp://127.0.0.1:${vPort}?pkt_size=1200`,
     '-map', '1:a', '-c:a', 'libopus', '-ac', '2', '-b:a', '64k', '-payload_type', '111', '-f', 'rtp', `rtp://127.0.0.1:${aPort}?pkt_size=1200`,
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
   publisher.ffmpeg = ffmpeg;
@@ -114,6 +143,7 @@ export async function publishWithWerift(opts: WeriftPublisherOptions): Promise<W
     await pc.close();
     videoSock.close();
     audioSock.close();
+    publisher.relay?.close();
   };
   return publisher;
 }

@@ -1,7 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { RTCPeerConnection, MediaStreamTrack, useOPUS, useVP8 } from 'werift';
 import { createLiveInput, startServer, waitForHttp200, type TestServer } from '../helpers/server.ts';
-import { ffprobe, parseMaster } from '../helpers/probe.ts';
+import { decodedDuration, ffprobe, parseMaster } from '../helpers/probe.ts';
+import { childProcesses } from '../helpers/processes.ts';
 import { publishWithWerift, type WeriftPublisher } from '../helpers/whip-werift-publisher.ts';
 
 interface InputView {
@@ -50,15 +52,16 @@ describe('WHIP ingest: an OBS-like publisher, faults and bad input', () => {
   const post = (url: string, body: string | Buffer, headers: Record<string, string> = {}) =>
     fetch(url, { method: 'POST', headers: { 'content-type': 'application/sdp', ...headers }, body });
 
-  it('H.264 High profile (werift peer fed by FFmpeg RTP) with 5 % packet loss: copied, keyframes on request, playback continues', async () => {
+  it('H.264 High profile (werift peer fed by FFmpeg RTP) over a path losing 5 % of RTP: NACKs repair it, copied, keyframes on request, playback continues', async () => {
     onTestFailed(() => {
       const lines = server.output().split('\n').filter((l) => /"component":"whip"|"session ending"|transcoder|ffmpeg (crashed|started)/.test(l));
       console.log(lines.slice(-40).join('\n'));
     });
     const input = await createLiveInput(server, { meta: { name: 'obs' }, recording: { mode: 'automatic', timeoutSeconds: 1 } });
     const url = `${server.httpUrl}/whip/${input.uid}`;
-    // OBS's default: a keyframe every 2 s (FFmpeg, unlike a browser, cannot answer a PLI).
-    const publisher = await publishWithWerift({ url, streamKey: input.streamKey, width: 854, height: 480, gop: 60, packetLossPercent: 5 });
+    // A keyframe every second (FFmpeg, unlike a browser, cannot answer a PLI): often enough that
+    // the server never asks for one on its own interval, so any PLI after the start has a cause.
+    const publisher = await publishWithWerift({ url, streamKey: input.streamKey, width: 854, height: 480, gop: 30, pathLossPercent: 5 });
     publishers.push(publisher);
 
     const masterUrl = `${server.httpUrl}/${input.uid}/manifest/video.m3u8`;
@@ -75,14 +78,33 @@ describe('WHIP ingest: an OBS-like publisher, faults and bad input', () => {
     const mediaUrl = new URL(source.uri, masterUrl).toString();
     const listedSeconds = (text: string) => [...text.matchAll(/#EXTINF:([\d.]+),/g)].reduce((a, m) => a + Number(m[1]), 0);
     await expect.poll(async () => listedSeconds(await waitForHttp200(mediaUrl)), { timeout: 40_000, interval: 500 }).toBeGreaterThanOrEqual(8);
-    // The server asked for a keyframe at the start; the loss really happened.
+    // The server asked for a keyframe at the start; the loss really happened, in the network,
+    // and was repaired: the server's werift sent NACKs, the publisher's sender retransmitted.
     expect(publisher.plis).toBeGreaterThanOrEqual(1);
-    expect(publisher.dropped).toBeGreaterThan(50);
+    const relay = publisher.relay!;
+    const videoSender = publisher.pc.getTransceivers().find((t) => t.kind === 'video')!.sender;
+    const outbound = [...(await videoSender.getStats()).values()].find((x) => x.type === 'outbound-rtp') as { retransmittedPacketsSent?: number } | undefined;
+    const retransmitted = outbound?.retransmittedPacketsSent ?? 0;
+    console.log(`path loss: ${relay.dropped} RTP dropped of ${relay.dropped + relay.up} datagrams; NACKs received ${publisher.nacks}, packets retransmitted ${retransmitted}`);
+    expect(relay.dropped).toBeGreaterThan(50);
+    expect(publisher.nacks).toBeGreaterThan(10);
+    expect(retransmitted).toBeGreaterThan(10);
     // Lost packets that are never repaired may cost a bridge restart, never the session.
     expect(server.logs.filter((l) => l.msg === 'whip session closed')).toEqual([]);
     const probe = await ffprobe(masterUrl);
     expect(probe.streams.some((s) => s.codec_type === 'video' && s.codec_name === 'h264' && s.width === 854)).toBe(true);
     expect(probe.streams.some((s) => s.codec_type === 'audio' && s.codec_name === 'aac')).toBe(true);
+
+    // The session's FFmpeg crashes: its replacement starts at the next keyframe, and the WHIP
+    // publisher is asked for one at once (a browser would send it within ~0.1 s).
+    const sessionFfmpeg = childProcesses(server.process.pid!).find((p) => p.comm === 'ffmpeg' && !readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes('.sdp'))!;
+    expect(sessionFfmpeg).toBeDefined();
+    const plisBefore = publisher.plis;
+    process.kill(sessionFfmpeg.pid, 'SIGKILL');
+    const asked = await server.waitForLog((l) => l.msg === 'requesting a keyframe (PLI)' && l.why === 'session ffmpeg restarting' && l.liveInputUid === input.uid, 20_000);
+    expect(asked).toBeDefined();
+    await expect.poll(() => publisher.plis, { timeout: 10_000 }).toBeGreaterThan(plisBefore);
+    await server.waitForLog((l) => l.msg === 'ffmpeg restarted' && l.liveInput === input.uid, 20_000);
 
     // While it is live: a second publisher is refused before any WebRTC is set up, and the
     // session resource is not reachable under another input.
@@ -113,6 +135,8 @@ describe('WHIP ingest: an OBS-like publisher, faults and bad input', () => {
     const ended = await server.waitForLog((l) => l.msg === 'recording ended; finalizing' && l.liveInput === input.uid, 15_000);
     const finalized = await server.waitForLog((l) => l.msg === 'recording finalized' && l.video === ended.video, 20_000);
     expect(Number(finalized.duration)).toBeGreaterThan(6);
+    // The recording decodes from end to end, across the repaired loss and the FFmpeg restart.
+    expect(await decodedDuration(`${server.httpUrl}/${String(ended.video)}/manifest/video.m3u8`)).toBeGreaterThan(6);
   });
 
   it('refuses bad offers, bad keys and floods with the right 4xx, and keeps serving', async () => {
@@ -171,13 +195,30 @@ describe('WHIP ingest: an OBS-like publisher, faults and bad input', () => {
     expect(answer).toContain('a=ice-lite');
     expect(answer).toContain('a=setup:passive');
     expect(answer).toMatch(/a=candidate:\S+ 1 udp \d+ \S+ \d+ typ host/);
-    expect((await post(`${server.httpUrl}/whip/${inputs[1]!.uid}`, offer, { authorization: `Bearer ${inputs[1]!.streamKey}` })).status).toBe(201);
-    await refused(await post(`${server.httpUrl}/whip/${inputs[2]!.uid}`, offer, { authorization: `Bearer ${inputs[2]!.streamKey}` }), 429, 'WHIP_TOO_MANY_PENDING');
+    const postTo = (i: { uid: string; streamKey: string }, key = i.streamKey) =>
+      post(`${server.httpUrl}/whip/${i.uid}`, offer, { authorization: `Bearer ${key}` });
+    const abandoned = await postTo(inputs[1]!);
+    expect(abandoned.status).toBe(201);
+    await refused(await postTo(inputs[2]!), 429, 'WHIP_TOO_MANY_PENDING');
+    // A publisher that retries (a reloaded page) is not locked out by its own abandoned offer:
+    // with the right key the new offer replaces the pending one at once, even at the address cap.
+    // A wrong key replaces nothing; the flood stays capped.
+    await refused(await postTo(inputs[1]!, inputs[0]!.streamKey), 401, 'STREAM_KEY_INVALID');
+    const retry = await postTo(inputs[1]!);
+    expect(retry.status).toBe(201);
+    const retryLocation = new URL(retry.headers.get('location')!, server.httpUrl).toString();
+    const abandonedLocation = new URL(abandoned.headers.get('location')!, server.httpUrl).toString();
+    expect(retryLocation).not.toBe(abandonedLocation);
+    expect(server.logs.some((l) => l.msg === 'whip pending session replaced by a new offer' && l.liveInputUid === inputs[1]!.uid)).toBe(true);
+    expect((await fetch(abandonedLocation, { method: 'DELETE' })).status).toBe(404);
+    const trickle = (location: string) => fetch(location, { method: 'PATCH', headers: { 'content-type': 'application/trickle-ice-sdpfrag' }, body: 'a=end-of-candidates\r\n' });
+    expect((await trickle(retryLocation)).status).toBe(204);
+    await refused(await postTo(inputs[2]!), 429, 'WHIP_TOO_MANY_PENDING');
     for (const i of inputs.slice(0, 2)) {
-      const ending = await server.waitForLog((l) => l.msg === 'session ending' && l.liveInput === i.uid, CONNECT_TIMEOUT_MS + 10_000);
+      const ending = await server.waitForLog((l) => l.msg === 'session ending' && l.liveInput === i.uid && l.reason === 'timeout', CONNECT_TIMEOUT_MS + 10_000);
       expect(ending.reason).toBe('timeout');
     }
-    await expect.poll(async () => (await post(`${server.httpUrl}/whip/${inputs[2]!.uid}`, offer, { authorization: `Bearer ${inputs[2]!.streamKey}` })).status, { timeout: 10_000 }).toBe(201);
+    await expect.poll(async () => (await postTo(inputs[2]!)).status, { timeout: 10_000 }).toBe(201);
 
     // Everyone else is still served.
     expect((await fetch(`${server.httpUrl}/healthz`)).status).toBe(200);

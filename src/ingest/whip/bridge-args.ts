@@ -11,6 +11,10 @@ export const BRIDGE_AUDIO_PT = 111;
 export const REORDER_MAX_DELAY_US = 300_000;
 export const REORDER_QUEUE_PACKETS = 1024;
 
+/** Most FFmpeg reads before it gives up on a stream's parameters (audio that never comes). */
+const PROBE_CAP_US = 150_000;
+const PROBE_CAP_BYTES = 2_000_000;
+
 export interface BridgeMedia {
   video: { codec: VideoCodecName; fmtp: string; port: number };
   audio: { port: number } | undefined;
@@ -55,6 +59,12 @@ export function bridgeArgs(o: BridgeArgsOptions): string[] {
       : [
           '-c:v', 'libx264', '-preset', o.x264Preset, '-tune', 'zerolatency', '-bf', '0',
           '-pix_fmt', 'yuv420p', '-crf', '21', '-maxrate', '8M', '-bufsize', '8M',
+          // The frame rate is not probed (see above): keep RTP's 90 kHz time base rather than
+          // FFmpeg's 25 fps fallback, which would quantise a 30 fps stream's timestamps.
+          '-enc_time_base:v', '-1',
+          // A nominal rate for x264's level and rate control only (which would otherwise take the
+          // 90 kHz time base for the frame rate: level 6.2); passthrough keeps every frame as timed.
+          '-r', '30',
           '-force_key_frames', `expr:gte(t,n_forced*${o.gopSeconds})`,
         ];
   const audio = o.audio ? ['-map', '0:a:0', '-c:a', 'aac', '-b:a', '128k', '-ar', '48000', '-ac', '2'] : [];
@@ -63,7 +73,14 @@ export function bridgeArgs(o: BridgeArgsOptions): string[] {
     '-protocol_whitelist', 'file,udp,rtp',
     '-reorder_queue_size', String(REORDER_QUEUE_PACKETS),
     '-max_delay', String(REORDER_MAX_DELAY_US),
-    '-analyzeduration', '2000000', '-probesize', '2000000',
+    // Start at once: FFmpeg needs only the codec parameters, which the first keyframe (what we
+    // send first) and one Opus packet carry. By default it reads on: ~20 frames to guess the
+    // frame rate (`fpsprobesize`), and for H.264 without reordering info in the SPS (browsers)
+    // 7 decoded frames before it trusts a timestamp (`max_ts_probe`): 0.5–1.5 s before the first
+    // byte of output. Without reordering (no B-frames, as WebRTC and OBS send) DTS = PTS anyway.
+    // The analyze/probe limits cap the wait for a stream that never brings its parameters.
+    '-fpsprobesize', '0', '-max_ts_probe', '1',
+    '-analyzeduration', String(PROBE_CAP_US), '-probesize', String(PROBE_CAP_BYTES),
     '-fflags', '+genpts',
     '-i', o.sdpPath,
     '-map', '0:v:0', ...video,

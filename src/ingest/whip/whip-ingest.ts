@@ -83,11 +83,12 @@ export class WhipIngest {
     if (!analysis.ok) {
       throw new WhipError(analysis.status === 406 ? 'WHIP_CODECS_UNSUPPORTED' : 'WHIP_SDP_INVALID', analysis.reason);
     }
-    this.#checkLimits(offer.remoteAddress);
+    // A pending session of the input named in the URL does not count: a retry replaces it.
+    this.#checkLimits(offer.remoteAddress, offer.liveInputUid);
     const publish = await this.#authenticate(offer);
     // The limits again: other offers may have been accepted while we were authenticating.
     try {
-      this.#checkLimits(offer.remoteAddress);
+      this.#checkLimits(offer.remoteAddress, publish.liveInputUid);
     } catch (error) {
       publish.end('protocol_error');
       throw error;
@@ -95,25 +96,47 @@ export class WhipIngest {
     return this.#open(offer, analysis.choice, publish);
   }
 
-  #checkLimits(remoteAddress: string): void {
-    if (this.#sessions.size >= this.#opts.maxSessions) {
+  #checkLimits(remoteAddress: string, replacing: string | undefined): void {
+    const replaced = replacing === undefined ? undefined : this.#pendingOf(replacing);
+    if (this.#sessions.size - (replaced ? 1 : 0) >= this.#opts.maxSessions) {
       throw new WhipError('NODE_AT_CAPACITY', 'this node holds its maximum of WHIP sessions');
     }
     let pending = 0;
-    for (const s of this.#sessions.values()) if (s.remoteAddress === remoteAddress && s.state !== 'connected') pending++;
+    for (const s of this.#sessions.values()) if (s !== replaced && s.remoteAddress === remoteAddress && s.state !== 'connected') pending++;
     if (pending >= this.#opts.maxPendingPerAddress) {
       throw new WhipError('WHIP_TOO_MANY_PENDING', 'too many WHIP sessions from this address are still connecting');
     }
   }
 
+  /** The session of this input that has not connected (yet), if any. */
+  #pendingOf(liveInputUid: string): WhipSession | undefined {
+    for (const s of this.#sessions.values()) {
+      if (s.liveInputUid === liveInputUid && (s.state === 'new' || s.state === 'pending')) return s;
+    }
+    return undefined;
+  }
+
   async #authenticate(offer: PublishOffer): Promise<PublishSession> {
+    const request = {
+      protocol: 'whip' as const,
+      streamKey: offer.streamKey,
+      remoteAddress: offer.remoteAddress,
+      ...(offer.liveInputUid ? { liveInputUid: offer.liveInputUid } : {}),
+    };
     try {
-      return await this.#opts.handler.openPublish({
-        protocol: 'whip',
-        streamKey: offer.streamKey,
-        remoteAddress: offer.remoteAddress,
-        ...(offer.liveInputUid ? { liveInputUid: offer.liveInputUid } : {}),
-      });
+      try {
+        return await this.#opts.handler.openPublish(request);
+      } catch (error) {
+        // The key was right (the input is busy): a session of this input that never connected
+        // is a publisher's abandoned attempt (a reloaded page, a retrying encoder). It gives way
+        // to this offer instead of locking the input out until it times out. Connected ones stay.
+        const stale = error instanceof IngestRefusal && error.code === 'LIVE_INPUT_BUSY' && error.liveInputUid ? this.#pendingOf(error.liveInputUid) : undefined;
+        if (!stale) throw error;
+        this.#opts.logger.info({ liveInputUid: stale.liveInputUid, whipSession: stale.id, remoteAddress: offer.remoteAddress }, 'whip pending session replaced by a new offer');
+        // Ends its publish at once (the peer and the bridge go in the background).
+        void stale.close('client_disconnect');
+        return await this.#opts.handler.openPublish(request);
+      }
     } catch (error) {
       if (error instanceof IngestRefusal) {
         this.#opts.logger.info({ code: error.code, liveInputUid: error.liveInputUid, remoteAddress: offer.remoteAddress }, 'whip publish refused');

@@ -51,6 +51,8 @@ const TICK_MS = 250;
 const PLI_WAITING_MS = 500;
 /** Keyframe requests for playback viewers reach the publisher at most this often. */
 const PLAYBACK_PLI_MIN_MS = 500;
+/** At most this much RTP is held for a bridge that is not ready yet (~2 s at 8 Mbit/s). */
+const HELD_MAX_BYTES = 2 * 1024 * 1024;
 
 type State = 'new' | 'pending' | 'connected' | 'closed';
 
@@ -80,11 +82,14 @@ export class WhipSession {
   #videoFlowing = false;
   /** The bridge FFmpeg has bound its ports: what is sent now is not lost. */
   #bridgeReady = false;
+  /** RTP received while the bridge was not ready, from a keyframe on (see #hold). */
+  #held: { packets: Array<{ kind: 'video' | 'audio'; packet: Buffer }>; bytes: number } | undefined;
   #lastKeyframeAt: number | undefined;
   #lastPliAt = 0;
   #closing: Promise<void> | undefined;
   /** Milestones for the log (and the benchmark). */
   connectedAt: number | undefined;
+  firstRtpAt: number | undefined;
   firstKeyframeAt: number | undefined;
   firstTagAt: number | undefined;
 
@@ -140,14 +145,20 @@ export class WhipSession {
         opts.publish.pushFlvTag(tag);
       },
       onReady: (restarted) => {
-        // A new FFmpeg knows nothing yet: start it at a keyframe, asked for now.
+        // A new FFmpeg knows nothing yet: start it at a keyframe, held or asked for now.
         this.#bridgeReady = true;
-        this.#log.info({ ms: Date.now() - this.createdAt, restarted }, 'whip bridge ready');
-        this.#videoFlowing = false;
-        this.#requestKeyframe(restarted ? 'bridge restarted' : 'bridge ready');
+        const held = this.#held;
+        this.#held = undefined;
+        this.#videoFlowing = held !== undefined;
+        this.#log.info({ ms: Date.now() - this.createdAt, restarted, heldPackets: held?.packets.length ?? 0 }, 'whip bridge ready');
+        for (const p of held?.packets ?? []) this.#bridge.send(p.kind, p.packet);
+        if (!held) this.#requestKeyframe(restarted ? 'bridge restarted' : 'bridge ready');
       },
       onExit: () => {
         this.#bridgeReady = false;
+        this.#videoFlowing = false;
+        // Asked now, the keyframe can be held while FFmpeg restarts and start it at once.
+        this.#requestKeyframe('bridge exited');
       },
       onFailed: (error) => {
         this.#log.error({ err: error }, 'whip bridge failed for good');
@@ -169,9 +180,11 @@ export class WhipSession {
   async start(): Promise<string> {
     this.#state = 'pending';
     this.#opts.publish.onTerminate((reason) => this.#onTerminate(reason));
-    // WHEP viewers joining ask for a keyframe; the publisher gets a PLI, at most one per interval.
-    this.#opts.publish.onKeyframeRequest?.(() => {
-      if (Date.now() - this.#lastPliAt >= PLAYBACK_PLI_MIN_MS) this.#requestKeyframe('playback viewer');
+    // The session's FFmpeg restarts at the next keyframe (browsers send one only when asked); WHEP
+    // viewers joining ask too, and those requests reach the publisher at most once per interval.
+    this.#opts.publish.onKeyframeWanted?.((why) => {
+      if (why === 'restart') this.#requestKeyframe('session ffmpeg restarting');
+      else if (Date.now() - this.#lastPliAt >= PLAYBACK_PLI_MIN_MS) this.#requestKeyframe('playback viewer');
     });
     const pc = this.#pc;
     pc.onTrack.subscribe((track) => this.#onTrack(track));
@@ -211,9 +224,13 @@ export class WhipSession {
   #onRtp(kind: 'video' | 'audio', rtp: RtpPacket): void {
     if (this.#state === 'closed') return;
     this.#lastActivity = Date.now();
-    if (!this.#bridgeReady) return;
+    if (kind === 'video' && this.firstRtpAt === undefined) {
+      this.firstRtpAt = this.#lastActivity;
+      this.#log.info({ ms: this.firstRtpAt - this.createdAt, bridgeReady: this.#bridgeReady }, 'whip first video rtp');
+    }
     // Padding-only packets (bandwidth probes) carry no media.
     if (rtp.payload.length === 0) return;
+    let start = false;
     if (kind === 'video') {
       this.#videoSsrc = rtp.header.ssrc;
       const key = isKeyframeStart(this.#opts.choice.video.codec, rtp.payload);
@@ -221,20 +238,40 @@ export class WhipSession {
         this.#lastKeyframeAt = Date.now();
         if (this.firstKeyframeAt === undefined) {
           this.firstKeyframeAt = this.#lastKeyframeAt;
-          this.#log.info({ ms: this.firstKeyframeAt - this.createdAt }, 'whip first keyframe');
+          this.#log.info({ ms: this.firstKeyframeAt - this.createdAt, bridgeReady: this.#bridgeReady }, 'whip first keyframe');
         }
+        start = isDecoderStart(this.#opts.choice.video.codec, rtp.payload);
       }
-      if (!this.#videoFlowing) {
-        if (!key || !isDecoderStart(this.#opts.choice.video.codec, rtp.payload)) return;
-        this.#videoFlowing = true;
-      }
-    } else if (!this.#videoFlowing) {
-      return;
     }
     const packet = rtp.serialize();
     // Byte 1: marker bit and payload type; FFmpeg's SDP names fixed payload types.
     packet[1] = ((packet[1] ?? 0) & 0x80) | (kind === 'video' ? BRIDGE_VIDEO_PT : BRIDGE_AUDIO_PT);
+    if (!this.#bridgeReady) {
+      this.#hold(kind, packet, start);
+      return;
+    }
+    if (!this.#videoFlowing) {
+      if (kind === 'audio' || !start) return;
+      this.#videoFlowing = true;
+    }
     this.#bridge.send(kind, packet);
+  }
+
+  /**
+   * Keeps what arrives while the bridge FFmpeg is not listening yet (a publisher can be faster
+   * than FFmpeg's start on a busy host), from the latest keyframe on, so that the bridge starts
+   * with it instead of waiting for another one (a browser answers a PLI in 0.1–0.7 s).
+   */
+  #hold(kind: 'video' | 'audio', packet: Buffer, start: boolean): void {
+    if (start) this.#held = { packets: [], bytes: 0 };
+    const held = this.#held;
+    if (!held) return; // nothing before a keyframe is of use
+    if (held.bytes + packet.length > HELD_MAX_BYTES) {
+      this.#held = undefined;
+      return;
+    }
+    held.packets.push({ kind, packet });
+    held.bytes += packet.length;
   }
 
   #onRtcp(kind: 'video' | 'audio', packet: RtcpPacket): void {
@@ -246,9 +283,14 @@ export class WhipSession {
   #requestKeyframe(why: string): void {
     const receiver = this.#videoReceiver;
     const ssrc = this.#videoSsrc ?? receiver?.track.ssrc;
-    if (!receiver || ssrc === undefined || this.#state !== 'connected') return;
+    if (!receiver || ssrc === undefined || this.#state !== 'connected') {
+      this.#log.debug({ why, state: this.#state, ssrcKnown: ssrc !== undefined }, 'keyframe request not sent yet');
+      return;
+    }
     this.#lastPliAt = Date.now();
-    this.#log.debug({ why }, 'requesting a keyframe (PLI)');
+    // The rare requests (start, restarts) at info: they explain a slow start; periodic ones at debug.
+    const periodic = why === 'keyframe interval' || why === 'waiting for a keyframe';
+    this.#log[periodic ? 'debug' : 'info']({ why }, 'requesting a keyframe (PLI)');
     receiver.sendRtcpPLI(ssrc).catch((err: unknown) => this.#log.debug({ err }, 'PLI not sent'));
   }
 
