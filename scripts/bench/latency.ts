@@ -139,10 +139,24 @@ async function glassToPlayer(browser: Browser, pageUrl: string, src: string, pub
     // presentations under load, or misreads).
     let jumps = 0;
     for (let i = 1; i < sampled.length; i++) if (sampled[i]![1] !== sampled[i - 1]![1] + 1) jumps++;
+    // Where the latency sits: hls.js's own view (latency from the playlist edge, its target, the
+    // buffer ahead, the playback rate) and when part bytes were in against the ingest of their
+    // last frame (server PDT clock: publisher → FFmpeg → listing → response → hls.js).
+    const ticks = r.ticks;
+    const col = (i: number) => ticks.map((t) => t[i]!).filter((x) => Number.isFinite(x));
+    const partIn = r.parts.map(([inAt, endPdt]) => (inAt - endPdt) / 1000);
     return {
       from,
       to,
       lat,
+      breakdown: {
+        partInMinusPartLastFrame: dist(partIn),
+        partLoadMs: dist(r.parts.map((p) => p[2])),
+        hlsLatency: dist(col(0)),
+        hlsTargetLatency: dist(col(1)),
+        bufferAhead: dist(col(2)),
+        playbackRate: dist(col(3)),
+      },
       player: {
         hlsjs: r.version, levels: r.levels, levelAtEnd: r.level, stalls: r.stalls, errors: [...new Set(r.errors)],
         framesRead: sampled.length, ambiguousFrames: r.ambiguous, nonConsecutive: jumps, glassToPlayerFirstHalfSecond: atStart,
@@ -155,8 +169,9 @@ async function glassToPlayer(browser: Browser, pageUrl: string, src: string, pub
 }
 
 /** (c) */
-async function timeToFirstFrame(browser: Browser, pageUrl: string, src: string, hlsConfig: Record<string, unknown>): Promise<{ runs: number[]; failed: number }> {
+async function timeToFirstFrame(browser: Browser, pageUrl: string, src: string, hlsConfig: Record<string, unknown>): Promise<{ runs: number[]; failed: number; timelines: PlayerResult['events'][] }> {
   const runs: number[] = [];
+  const timelines: PlayerResult['events'][] = [];
   let failed = 0;
   for (let i = 0; i < ttffRuns; i++) {
     const player = await LatencyPlayer.open(browser, pageUrl);
@@ -164,7 +179,10 @@ async function timeToFirstFrame(browser: Browser, pageUrl: string, src: string, 
       await player.start(src, hlsConfig);
       const t = await player.waitFirstFrame(15_000);
       if (t === undefined) failed++;
-      else runs.push(t / 1000);
+      else {
+        runs.push(t / 1000);
+        timelines.push((await player.result()).events);
+      }
     } catch {
       failed++;
     } finally {
@@ -172,7 +190,31 @@ async function timeToFirstFrame(browser: Browser, pageUrl: string, src: string, 
     }
     await sleep(700);
   }
-  return { runs, failed };
+  return { runs, failed, timelines };
+}
+
+/** Median start-up milestones (ms after loadSource) over the TTFF runs. */
+function ttffBreakdown(timelines: PlayerResult['events'][]): Record<string, number | string> {
+  const at = (tl: PlayerResult['events'], pred: (e: PlayerResult['events'][number]) => boolean) => tl.find(pred)?.[0];
+  const med = (xs: Array<number | undefined>) => {
+    const v = xs.filter((x): x is number => x !== undefined);
+    return v.length ? Math.round(percentile(v, 50)) : NaN;
+  };
+  const before = (tl: PlayerResult['events']) => {
+    const ff = at(tl, (e) => e[1] === 'firstFrame') ?? Infinity;
+    return tl.filter((e) => e[0] <= ff);
+  };
+  return {
+    manifest: med(timelines.map((tl) => at(tl, (e) => e[1] === 'manifest'))),
+    firstLevel: med(timelines.map((tl) => at(tl, (e) => e[1] === 'level'))),
+    init: med(timelines.map((tl) => at(tl, (e) => e[1] === 'init'))),
+    firstMedia: med(timelines.map((tl) => at(tl, (e) => e[1] === 'part' || e[1] === 'frag'))),
+    firstBuffered: med(timelines.map((tl) => at(tl, (e) => e[1] === 'buffered'))),
+    firstFrame: med(timelines.map((tl) => at(tl, (e) => e[1] === 'firstFrame'))),
+    mediaLoadsBeforeFrame: med(timelines.map((tl) => before(tl).filter((e) => e[1] === 'part' || e[1] === 'frag').length)),
+    levelLoadsBeforeFrame: med(timelines.map((tl) => before(tl).filter((e) => e[1] === 'level').length)),
+    bitrateTest: timelines.filter((tl) => tl.some((e) => e[1] === 'frag' && e[2]?.test === true)).length + '/' + timelines.length,
+  };
 }
 
 async function runTributary(browser: Browser, pageUrl: string, label: string, gop: number, env: Record<string, string>,
@@ -239,9 +281,12 @@ async function runTributary(browser: Browser, pageUrl: string, label: string, go
       label, server: 'tributary', gopSeconds: gop, env, hlsConfig,
       partAvailability, partAvailabilityFromPartEnd,
       glassToPlayer: dist(g.lat),
-      timeToFirstFrame: { ...dist(ttff.runs), ...ttff },
+      timeToFirstFrame: { ...dist(ttff.runs), runs: ttff.runs, failed: ttff.failed },
       details: {
         player: g.player,
+        breakdown: g.breakdown,
+        ttffBreakdown: ttffBreakdown(ttff.timelines),
+        ttffTimeline: ttff.timelines[0],
         renditions: variants.map((v) => v.name),
         meanPartDurationS: parts.length ? parts.reduce((a, p) => a + p.duration, 0) / parts.length : NaN,
         blockingClients: followerStats,
@@ -295,8 +340,8 @@ async function runNginx(browser: Browser, pageUrl: string, label: string, gop: n
       label, server: 'nginx', gopSeconds: gop, env: {},
       segmentAvailability: dist(segLat.filter((s) => s.at >= g.from - 5000 && s.at <= g.to).map((s) => s.lat)),
       glassToPlayer: dist(g.lat),
-      timeToFirstFrame: { ...dist(ttff.runs), ...ttff },
-      details: { player: g.player, config: 'hls_fragment 1s; hls_playlist_length 6s; MPEG-TS', t0CalibrationReports: pub.reports() },
+      timeToFirstFrame: { ...dist(ttff.runs), runs: ttff.runs, failed: ttff.failed },
+      details: { player: g.player, breakdown: g.breakdown, ttffBreakdown: ttffBreakdown(ttff.timelines), config: 'hls_fragment 1s; hls_playlist_length 6s; MPEG-TS', t0CalibrationReports: pub.reports() },
     });
   } finally {
     stop.done = true;
@@ -378,6 +423,17 @@ try {
       Array.isArray(r.details.pdtMinusPublisherSendMs) ? (r.details.pdtMinusPublisherSendMs as number[]).slice(0, 4).join(',') : '-'];
   });
   printTable('Player and clock checks', ['setup', 'level', 'frames read', 'ambiguous', 'non-consecutive', 'stalls', '1st frame ms', 'g2p at start s', 'hls.js targetLatency', 'PDT − send (ms)'], playerRows);
+
+  const bd = (r: SetupResult) => r.details.breakdown as Record<string, Dist>;
+  printTable('Where the latency sits (steady state, p50 / p95): part bytes in hls.js − ingest of the part\'s last frame; hls.js latency (from playlist edge), target, buffer ahead, rate',
+    ['setup', 'part in − last frame', 'part load ms', 'hls.latency', 'hls.targetLatency', 'buffer ahead', 'playbackRate'],
+    results.map((r) => [r.label, fmt(bd(r).partInMinusPartLastFrame), fmt(bd(r).partLoadMs), fmt(bd(r).hlsLatency), fmt(bd(r).hlsTargetLatency),
+      fmt(bd(r).bufferAhead), fmt(bd(r).playbackRate)]));
+  const tb = (r: SetupResult) => r.details.ttffBreakdown as Record<string, number | string>;
+  printTable('Time to first frame, median milestones (ms after loadSource)',
+    ['setup', 'master', '1st media playlist', 'init', '1st part/segment', '1st buffered', '1st frame', 'media loads before', 'playlist loads before', 'bitrate test'],
+    results.map((r) => [r.label, ...['manifest', 'firstLevel', 'init', 'firstMedia', 'firstBuffered', 'firstFrame', 'mediaLoadsBeforeFrame',
+      'levelLoadsBeforeFrame', 'bitrateTest'].map((k) => String(tb(r)[k]))]));
 
   const ratios: Record<string, number> = {};
   const ratioRows: Array<Array<string | number>> = [];
