@@ -27,7 +27,9 @@ const PAGE = `<!doctype html>
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
   const r = window.result = { loadAt: null, firstFrameAt: null, samples: [], ambiguous: 0, errors: [], fatal: null,
     stalls: 0, levels: [], level: -1, version: Hls.version, targetLatency: null, reading: false,
-    events: [], parts: [], ticks: [] };
+    events: [], parts: [], ticks: [], waiting: 0 };
+  // The element ran out of data (hls.js reports a stall only after its own detection delay).
+  video.addEventListener('waiting', () => { if (r.reading) r.waiting++; });
   // Start-up timeline (ms since loadSource), the first 60 hls.js events that matter.
   function ev(name, d) { if (r.loadAt !== null && r.events.length < 60) r.events.push([Math.round(performance.now() - r.loadAt), name, d || null]); }
   function read() {
@@ -114,6 +116,8 @@ export interface PlayerResult {
   parts: Array<[number, number, number]>;
   /** While reading, every 200 ms: [hls.latency, hls.targetLatency, forward buffer s, playbackRate, level]. */
   ticks: Array<[number, number, number, number, number]>;
+  /** 'waiting' events of the video element while reading. */
+  waiting: number;
 }
 
 export async function startLatencyPageServer(): Promise<{ url: string; close(): Promise<void> }> {

@@ -156,6 +156,7 @@ async function glassToPlayer(browser: Browser, pageUrl: string, src: string, pub
         hlsTargetLatency: dist(col(1)),
         bufferAhead: dist(col(2)),
         playbackRate: dist(col(3)),
+        waiting: r.waiting,
       },
       player: {
         hlsjs: r.version, levels: r.levels, levelAtEnd: r.level, stalls: r.stalls, errors: [...new Set(r.errors)],
@@ -424,11 +425,11 @@ try {
   });
   printTable('Player and clock checks', ['setup', 'level', 'frames read', 'ambiguous', 'non-consecutive', 'stalls', '1st frame ms', 'g2p at start s', 'hls.js targetLatency', 'PDT − send (ms)'], playerRows);
 
-  const bd = (r: SetupResult) => r.details.breakdown as Record<string, Dist>;
+  const bd = (r: SetupResult) => r.details.breakdown as Record<string, Dist> & { waiting: number };
   printTable('Where the latency sits (steady state, p50 / p95): part bytes in hls.js − ingest of the part\'s last frame; hls.js latency (from playlist edge), target, buffer ahead, rate',
-    ['setup', 'part in − last frame', 'part load ms', 'hls.latency', 'hls.targetLatency', 'buffer ahead', 'playbackRate'],
+    ['setup', 'part in − last frame', 'part load ms', 'hls.latency', 'hls.targetLatency', 'buffer ahead', 'playbackRate', 'video waiting'],
     results.map((r) => [r.label, fmt(bd(r).partInMinusPartLastFrame), fmt(bd(r).partLoadMs), fmt(bd(r).hlsLatency), fmt(bd(r).hlsTargetLatency),
-      fmt(bd(r).bufferAhead), fmt(bd(r).playbackRate)]));
+      fmt(bd(r).bufferAhead), fmt(bd(r).playbackRate), String(bd(r).waiting)]));
   const tb = (r: SetupResult) => r.details.ttffBreakdown as Record<string, number | string>;
   printTable('Time to first frame, median milestones (ms after loadSource)',
     ['setup', 'master', '1st media playlist', 'init', '1st part/segment', '1st buffered', '1st frame', 'media loads before', 'playlist loads before', 'bitrate test'],
