@@ -66,7 +66,7 @@ const PAGE = `<!doctype html>
       partHoldBack: d.details.partHoldBack, ttfb: Math.round(d.stats.loading.first - d.stats.loading.start) }));
     hls.on(Hls.Events.FRAG_LOADED, (_e, d) => {
       const f = d.frag, p = d.part, st = (p || f).stats.loading;
-      if (f.sn === 'initSegment') { ev('init', { level: f.level }); return; }
+      if (f.sn === 'initSegment') return;
       const m = p || f;
       ev(p ? 'part' : 'frag', { level: f.level, sn: f.sn, part: p ? p.index : null, start: +m.start.toFixed(3), dur: +m.duration.toFixed(3),
         independent: p ? p.independent : true, test: !!f.bitrateTest, wait: Math.round(st.first - st.start), load: Math.round(st.end - st.start) });
@@ -75,6 +75,8 @@ const PAGE = `<!doctype html>
         r.parts.push([performance.timeOrigin + st.end, f.programDateTime + (p.start + p.duration - f.start) * 1000, st.end - st.start]);
       }
     });
+    // hls.js announces no FRAG_LOADED for init segments: their request instead.
+    hls.on(Hls.Events.FRAG_LOADING, (_e, d) => { if (d.frag.sn === 'initSegment') ev('init', { level: d.frag.level }); });
     hls.on(Hls.Events.FRAG_BUFFERED, (_e, d) => ev('buffered', { sn: d.frag.sn, part: d.part ? d.part.index : null }));
     setInterval(() => {
       if (!r.reading || !video.buffered.length) return;

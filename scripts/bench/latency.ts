@@ -3,7 +3,7 @@
  * nginx-rtmp's plain HLS, side by side in the same run, 1 s and 2 s GOPs.
  *
  *   node scripts/bench/latency.ts [--gops 1,2] [--warmup 8] [--sample 20] [--ttff-runs 5]
- *                                 [--setups tributary,part0.2,catchup,custom,nginx] [--clip 120]
+ *                                 [--setups tributary,part0.2,part0.25,catchup,custom,nginx] [--clip 120]
  *                                 [--hls-config '{"startLevel":1}']   (hls.js config of the `custom` setup)
  *                                 [--server-env '{"TRIBUTARY_HLS_PART_TARGET_SECONDS":"0.2"}']   (its server env)
  *
@@ -19,10 +19,20 @@
  *       the number painted on every presented frame; latency = expected display time − (t0 + n/30).
  *   (c) time to first frame — fresh page, hls.loadSource() on the running stream → first presented
  *       frame (requestVideoFrameCallback presentationTime).
- * Setups: `tributary` (defaults), `part0.2` (TRIBUTARY_HLS_PART_TARGET_SECONDS=0.2), `catchup`
+ * Setups: `tributary` (defaults), `part0.2` / `part0.25` (TRIBUTARY_HLS_PART_TARGET_SECONDS=0.2 /
+ * 0.25, the default before 0.21), `catchup`
  * (defaults, hls.js with maxLiveSyncPlaybackRate 1.5 — not a default-config figure, it shows what
  * the player's own start-up slippage costs), `nginx` (reference); each with every --gops value.
  * Prints a table (setup × metric, p50/p95), the reference/Tributary ratios, and one JSON line.
+ * Also, to tell server-side delay from the player's: per setup, when each part's bytes were in
+ * hls.js against the ingest of its last frame (server PDT clock), and hls.js's own view while
+ * sampling (hls.latency from the playlist edge, hls.targetLatency = PART-HOLD-BACK, buffer ahead of
+ * the playhead, playback rate, the video element's waiting events); and the median start-up
+ * timeline of the TTFF runs from hls.js events (master, first media playlist, init requested,
+ * first part, first buffered, first frame; media and playlist loads before the first frame).
+ * Glass-to-player ≈ the frame's wait for its part to end + server delay + buffer ahead; hls.js
+ * (default config, playback rate 1) keeps the buffer it started with: PART-HOLD-BACK plus the
+ * time from its first playlist to its first frame.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -377,6 +387,10 @@ try {
         process.stdout.write(`Tributary, part target 0.2 s, ${gop} s GOP…\n`);
         await runTributary(browser, pages.url, `Tributary LL-HLS, part 0.2 s, ${gop} s GOP`, gop, { TRIBUTARY_HLS_PART_TARGET_SECONDS: '0.2' });
       }
+      if (setups.has('part0.25')) {
+        process.stdout.write(`Tributary, part target 0.25 s (the default before 0.21), ${gop} s GOP…\n`);
+        await runTributary(browser, pages.url, `Tributary LL-HLS, part 0.25 s, ${gop} s GOP`, gop, { TRIBUTARY_HLS_PART_TARGET_SECONDS: '0.25' });
+      }
       if (setups.has('catchup')) {
         process.stdout.write(`Tributary, defaults, hls.js maxLiveSyncPlaybackRate 1.5, ${gop} s GOP…\n`);
         await runTributary(browser, pages.url, `Tributary LL-HLS, defaults, hls.js catch-up 1.5x, ${gop} s GOP`, gop, {},
@@ -432,7 +446,7 @@ try {
       fmt(bd(r).bufferAhead), fmt(bd(r).playbackRate), String(bd(r).waiting)]));
   const tb = (r: SetupResult) => r.details.ttffBreakdown as Record<string, number | string>;
   printTable('Time to first frame, median milestones (ms after loadSource)',
-    ['setup', 'master', '1st media playlist', 'init', '1st part/segment', '1st buffered', '1st frame', 'media loads before', 'playlist loads before', 'bitrate test'],
+    ['setup', 'master', '1st media playlist', 'init requested', '1st part/segment', '1st buffered', '1st frame', 'media loads before', 'playlist loads before', 'bitrate test'],
     results.map((r) => [r.label, ...['manifest', 'firstLevel', 'init', 'firstMedia', 'firstBuffered', 'firstFrame', 'mediaLoadsBeforeFrame',
       'levelLoadsBeforeFrame', 'bitrateTest'].map((k) => String(tb(r)[k]))]));
 
@@ -453,6 +467,7 @@ try {
 
   const targets = results.filter((r) => r.server === 'tributary' && Object.keys(r.hlsConfig ?? {}).length === 0).map((r) => {
     const part02 = r.env.TRIBUTARY_HLS_PART_TARGET_SECONDS === '0.2';
+    if (r.env.TRIBUTARY_HLS_PART_TARGET_SECONDS === '0.25') return { label: r.label };
     const checks: Record<string, boolean> = part02
       ? { glassToPlayerP50le1_0: r.glassToPlayer.p50 <= 1.0 }
       : {
