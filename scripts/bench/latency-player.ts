@@ -26,7 +26,12 @@ const PAGE = `<!doctype html>
   canvas.width = BITS * BLOCK; canvas.height = BLOCK;
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
   const r = window.result = { loadAt: null, firstFrameAt: null, samples: [], ambiguous: 0, errors: [], fatal: null,
-    stalls: 0, levels: [], level: -1, version: Hls.version, targetLatency: null, reading: false };
+    stalls: 0, levels: [], level: -1, version: Hls.version, targetLatency: null, reading: false,
+    events: [], parts: [], ticks: [], waiting: 0 };
+  // The element ran out of data (hls.js reports a stall only after its own detection delay).
+  video.addEventListener('waiting', () => { if (r.reading) r.waiting++; });
+  // Start-up timeline (ms since loadSource), the first 60 hls.js events that matter.
+  function ev(name, d) { if (r.loadAt !== null && r.events.length < 60) r.events.push([Math.round(performance.now() - r.loadAt), name, d || null]); }
   function read() {
     const vw = video.videoWidth, vh = video.videoHeight;
     if (!vw || !vh) return -1;
@@ -44,7 +49,7 @@ const PAGE = `<!doctype html>
   function onFrame(now, meta) {
     // The wall clock at which the frame is expected on screen.
     const wall = performance.timeOrigin + meta.expectedDisplayTime;
-    if (r.firstFrameAt === null) r.firstFrameAt = meta.presentationTime;
+    if (r.firstFrameAt === null) { r.firstFrameAt = meta.presentationTime; ev('firstFrame', { t: +video.currentTime.toFixed(3) }); }
     if (r.reading) {
       const n = read();
       if (n === -2) r.ambiguous++;
@@ -56,6 +61,28 @@ const PAGE = `<!doctype html>
     const hls = window.hls = new Hls({ lowLatencyMode: true, ...(extra || {}) });
     hls.on(Hls.Events.MANIFEST_PARSED, (_e, d) => { r.levels = d.levels.map((l) => l.height); });
     hls.on(Hls.Events.LEVEL_SWITCHED, (_e, d) => { r.level = d.level; });
+    hls.on(Hls.Events.MANIFEST_LOADED, () => ev('manifest'));
+    hls.on(Hls.Events.LEVEL_LOADED, (_e, d) => ev('level', { level: d.level, edge: +d.details.edge.toFixed(3),
+      partHoldBack: d.details.partHoldBack, ttfb: Math.round(d.stats.loading.first - d.stats.loading.start) }));
+    hls.on(Hls.Events.FRAG_LOADED, (_e, d) => {
+      const f = d.frag, p = d.part, st = (p || f).stats.loading;
+      if (f.sn === 'initSegment') return;
+      const m = p || f;
+      ev(p ? 'part' : 'frag', { level: f.level, sn: f.sn, part: p ? p.index : null, start: +m.start.toFixed(3), dur: +m.duration.toFixed(3),
+        independent: p ? p.independent : true, test: !!f.bitrateTest, wait: Math.round(st.first - st.start), load: Math.round(st.end - st.start) });
+      // Steady state: when a part's bytes were in, against the ingest of its last frame (PDT clock).
+      if (r.reading && p && f.programDateTime) {
+        r.parts.push([performance.timeOrigin + st.end, f.programDateTime + (p.start + p.duration - f.start) * 1000, st.end - st.start]);
+      }
+    });
+    // hls.js announces no FRAG_LOADED for init segments: their request instead.
+    hls.on(Hls.Events.FRAG_LOADING, (_e, d) => { if (d.frag.sn === 'initSegment') ev('init', { level: d.frag.level }); });
+    hls.on(Hls.Events.FRAG_BUFFERED, (_e, d) => ev('buffered', { sn: d.frag.sn, part: d.part ? d.part.index : null }));
+    setInterval(() => {
+      if (!r.reading || !video.buffered.length) return;
+      const ahead = video.buffered.end(video.buffered.length - 1) - video.currentTime;
+      r.ticks.push([hls.latency, hls.targetLatency, ahead, video.playbackRate, hls.currentLevel]);
+    }, 200);
     hls.on(Hls.Events.ERROR, (_e, d) => {
       r.errors.push(d.details + (d.fatal ? ' (fatal)' : ''));
       if (d.details === 'bufferStalledError') r.stalls++;
@@ -85,6 +112,14 @@ export interface PlayerResult {
   targetLatency: number | null;
   hlsLatency: number | null;
   reading: boolean;
+  /** [ms since loadSource, event, detail] for the first 60 events (start-up timeline). */
+  events: Array<[number, string, Record<string, unknown> | null]>;
+  /** While reading: [wall ms the part's bytes were in, wall ms of the ingest of its last frame (PDT), load ms]. */
+  parts: Array<[number, number, number]>;
+  /** While reading, every 200 ms: [hls.latency, hls.targetLatency, forward buffer s, playbackRate, level]. */
+  ticks: Array<[number, number, number, number, number]>;
+  /** 'waiting' events of the video element while reading. */
+  waiting: number;
 }
 
 export async function startLatencyPageServer(): Promise<{ url: string; close(): Promise<void> }> {

@@ -3,7 +3,7 @@
  * nginx-rtmp's plain HLS, side by side in the same run, 1 s and 2 s GOPs.
  *
  *   node scripts/bench/latency.ts [--gops 1,2] [--warmup 8] [--sample 20] [--ttff-runs 5]
- *                                 [--setups tributary,part0.2,catchup,custom,nginx] [--clip 120]
+ *                                 [--setups tributary,part0.2,part0.25,catchup,custom,nginx] [--clip 120]
  *                                 [--hls-config '{"startLevel":1}']   (hls.js config of the `custom` setup)
  *                                 [--server-env '{"TRIBUTARY_HLS_PART_TARGET_SECONDS":"0.2"}']   (its server env)
  *
@@ -19,10 +19,20 @@
  *       the number painted on every presented frame; latency = expected display time − (t0 + n/30).
  *   (c) time to first frame — fresh page, hls.loadSource() on the running stream → first presented
  *       frame (requestVideoFrameCallback presentationTime).
- * Setups: `tributary` (defaults), `part0.2` (TRIBUTARY_HLS_PART_TARGET_SECONDS=0.2), `catchup`
+ * Setups: `tributary` (defaults), `part0.2` / `part0.25` (TRIBUTARY_HLS_PART_TARGET_SECONDS=0.2 /
+ * 0.25, the default before 0.21), `catchup`
  * (defaults, hls.js with maxLiveSyncPlaybackRate 1.5 — not a default-config figure, it shows what
  * the player's own start-up slippage costs), `nginx` (reference); each with every --gops value.
  * Prints a table (setup × metric, p50/p95), the reference/Tributary ratios, and one JSON line.
+ * Also, to tell server-side delay from the player's: per setup, when each part's bytes were in
+ * hls.js against the ingest of its last frame (server PDT clock), and hls.js's own view while
+ * sampling (hls.latency from the playlist edge, hls.targetLatency = PART-HOLD-BACK, buffer ahead of
+ * the playhead, playback rate, the video element's waiting events); and the median start-up
+ * timeline of the TTFF runs from hls.js events (master, first media playlist, init requested,
+ * first part, first buffered, first frame; media and playlist loads before the first frame).
+ * Glass-to-player ≈ the frame's wait for its part to end + server delay + buffer ahead; hls.js
+ * (default config, playback rate 1) keeps the buffer it started with: PART-HOLD-BACK plus the
+ * time from its first playlist to its first frame.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -139,10 +149,25 @@ async function glassToPlayer(browser: Browser, pageUrl: string, src: string, pub
     // presentations under load, or misreads).
     let jumps = 0;
     for (let i = 1; i < sampled.length; i++) if (sampled[i]![1] !== sampled[i - 1]![1] + 1) jumps++;
+    // Where the latency sits: hls.js's own view (latency from the playlist edge, its target, the
+    // buffer ahead, the playback rate) and when part bytes were in against the ingest of their
+    // last frame (server PDT clock: publisher → FFmpeg → listing → response → hls.js).
+    const ticks = r.ticks;
+    const col = (i: number) => ticks.map((t) => t[i]!).filter((x) => Number.isFinite(x));
+    const partIn = r.parts.map(([inAt, endPdt]) => (inAt - endPdt) / 1000);
     return {
       from,
       to,
       lat,
+      breakdown: {
+        partInMinusPartLastFrame: dist(partIn),
+        partLoadMs: dist(r.parts.map((p) => p[2])),
+        hlsLatency: dist(col(0)),
+        hlsTargetLatency: dist(col(1)),
+        bufferAhead: dist(col(2)),
+        playbackRate: dist(col(3)),
+        waiting: r.waiting,
+      },
       player: {
         hlsjs: r.version, levels: r.levels, levelAtEnd: r.level, stalls: r.stalls, errors: [...new Set(r.errors)],
         framesRead: sampled.length, ambiguousFrames: r.ambiguous, nonConsecutive: jumps, glassToPlayerFirstHalfSecond: atStart,
@@ -155,8 +180,9 @@ async function glassToPlayer(browser: Browser, pageUrl: string, src: string, pub
 }
 
 /** (c) */
-async function timeToFirstFrame(browser: Browser, pageUrl: string, src: string, hlsConfig: Record<string, unknown>): Promise<{ runs: number[]; failed: number }> {
+async function timeToFirstFrame(browser: Browser, pageUrl: string, src: string, hlsConfig: Record<string, unknown>): Promise<{ runs: number[]; failed: number; timelines: PlayerResult['events'][] }> {
   const runs: number[] = [];
+  const timelines: PlayerResult['events'][] = [];
   let failed = 0;
   for (let i = 0; i < ttffRuns; i++) {
     const player = await LatencyPlayer.open(browser, pageUrl);
@@ -164,7 +190,10 @@ async function timeToFirstFrame(browser: Browser, pageUrl: string, src: string, 
       await player.start(src, hlsConfig);
       const t = await player.waitFirstFrame(15_000);
       if (t === undefined) failed++;
-      else runs.push(t / 1000);
+      else {
+        runs.push(t / 1000);
+        timelines.push((await player.result()).events);
+      }
     } catch {
       failed++;
     } finally {
@@ -172,7 +201,31 @@ async function timeToFirstFrame(browser: Browser, pageUrl: string, src: string, 
     }
     await sleep(700);
   }
-  return { runs, failed };
+  return { runs, failed, timelines };
+}
+
+/** Median start-up milestones (ms after loadSource) over the TTFF runs. */
+function ttffBreakdown(timelines: PlayerResult['events'][]): Record<string, number | string> {
+  const at = (tl: PlayerResult['events'], pred: (e: PlayerResult['events'][number]) => boolean) => tl.find(pred)?.[0];
+  const med = (xs: Array<number | undefined>) => {
+    const v = xs.filter((x): x is number => x !== undefined);
+    return v.length ? Math.round(percentile(v, 50)) : NaN;
+  };
+  const before = (tl: PlayerResult['events']) => {
+    const ff = at(tl, (e) => e[1] === 'firstFrame') ?? Infinity;
+    return tl.filter((e) => e[0] <= ff);
+  };
+  return {
+    manifest: med(timelines.map((tl) => at(tl, (e) => e[1] === 'manifest'))),
+    firstLevel: med(timelines.map((tl) => at(tl, (e) => e[1] === 'level'))),
+    init: med(timelines.map((tl) => at(tl, (e) => e[1] === 'init'))),
+    firstMedia: med(timelines.map((tl) => at(tl, (e) => e[1] === 'part' || e[1] === 'frag'))),
+    firstBuffered: med(timelines.map((tl) => at(tl, (e) => e[1] === 'buffered'))),
+    firstFrame: med(timelines.map((tl) => at(tl, (e) => e[1] === 'firstFrame'))),
+    mediaLoadsBeforeFrame: med(timelines.map((tl) => before(tl).filter((e) => e[1] === 'part' || e[1] === 'frag').length)),
+    levelLoadsBeforeFrame: med(timelines.map((tl) => before(tl).filter((e) => e[1] === 'level').length)),
+    bitrateTest: timelines.filter((tl) => tl.some((e) => e[1] === 'frag' && e[2]?.test === true)).length + '/' + timelines.length,
+  };
 }
 
 async function runTributary(browser: Browser, pageUrl: string, label: string, gop: number, env: Record<string, string>,
@@ -239,9 +292,12 @@ async function runTributary(browser: Browser, pageUrl: string, label: string, go
       label, server: 'tributary', gopSeconds: gop, env, hlsConfig,
       partAvailability, partAvailabilityFromPartEnd,
       glassToPlayer: dist(g.lat),
-      timeToFirstFrame: { ...dist(ttff.runs), ...ttff },
+      timeToFirstFrame: { ...dist(ttff.runs), runs: ttff.runs, failed: ttff.failed },
       details: {
         player: g.player,
+        breakdown: g.breakdown,
+        ttffBreakdown: ttffBreakdown(ttff.timelines),
+        ttffTimeline: ttff.timelines[0],
         renditions: variants.map((v) => v.name),
         meanPartDurationS: parts.length ? parts.reduce((a, p) => a + p.duration, 0) / parts.length : NaN,
         blockingClients: followerStats,
@@ -295,8 +351,8 @@ async function runNginx(browser: Browser, pageUrl: string, label: string, gop: n
       label, server: 'nginx', gopSeconds: gop, env: {},
       segmentAvailability: dist(segLat.filter((s) => s.at >= g.from - 5000 && s.at <= g.to).map((s) => s.lat)),
       glassToPlayer: dist(g.lat),
-      timeToFirstFrame: { ...dist(ttff.runs), ...ttff },
-      details: { player: g.player, config: 'hls_fragment 1s; hls_playlist_length 6s; MPEG-TS', t0CalibrationReports: pub.reports() },
+      timeToFirstFrame: { ...dist(ttff.runs), runs: ttff.runs, failed: ttff.failed },
+      details: { player: g.player, breakdown: g.breakdown, ttffBreakdown: ttffBreakdown(ttff.timelines), config: 'hls_fragment 1s; hls_playlist_length 6s; MPEG-TS', t0CalibrationReports: pub.reports() },
     });
   } finally {
     stop.done = true;
@@ -330,6 +386,10 @@ try {
       if (setups.has('part0.2')) {
         process.stdout.write(`Tributary, part target 0.2 s, ${gop} s GOP…\n`);
         await runTributary(browser, pages.url, `Tributary LL-HLS, part 0.2 s, ${gop} s GOP`, gop, { TRIBUTARY_HLS_PART_TARGET_SECONDS: '0.2' });
+      }
+      if (setups.has('part0.25')) {
+        process.stdout.write(`Tributary, part target 0.25 s (the default before 0.21), ${gop} s GOP…\n`);
+        await runTributary(browser, pages.url, `Tributary LL-HLS, part 0.25 s, ${gop} s GOP`, gop, { TRIBUTARY_HLS_PART_TARGET_SECONDS: '0.25' });
       }
       if (setups.has('catchup')) {
         process.stdout.write(`Tributary, defaults, hls.js maxLiveSyncPlaybackRate 1.5, ${gop} s GOP…\n`);
@@ -379,6 +439,17 @@ try {
   });
   printTable('Player and clock checks', ['setup', 'level', 'frames read', 'ambiguous', 'non-consecutive', 'stalls', '1st frame ms', 'g2p at start s', 'hls.js targetLatency', 'PDT − send (ms)'], playerRows);
 
+  const bd = (r: SetupResult) => r.details.breakdown as Record<string, Dist> & { waiting: number };
+  printTable('Where the latency sits (steady state, p50 / p95): part bytes in hls.js − ingest of the part\'s last frame; hls.js latency (from playlist edge), target, buffer ahead, rate',
+    ['setup', 'part in − last frame', 'part load ms', 'hls.latency', 'hls.targetLatency', 'buffer ahead', 'playbackRate', 'video waiting'],
+    results.map((r) => [r.label, fmt(bd(r).partInMinusPartLastFrame), fmt(bd(r).partLoadMs), fmt(bd(r).hlsLatency), fmt(bd(r).hlsTargetLatency),
+      fmt(bd(r).bufferAhead), fmt(bd(r).playbackRate), String(bd(r).waiting)]));
+  const tb = (r: SetupResult) => r.details.ttffBreakdown as Record<string, number | string>;
+  printTable('Time to first frame, median milestones (ms after loadSource)',
+    ['setup', 'master', '1st media playlist', 'init requested', '1st part/segment', '1st buffered', '1st frame', 'media loads before', 'playlist loads before', 'bitrate test'],
+    results.map((r) => [r.label, ...['manifest', 'firstLevel', 'init', 'firstMedia', 'firstBuffered', 'firstFrame', 'mediaLoadsBeforeFrame',
+      'levelLoadsBeforeFrame', 'bitrateTest'].map((k) => String(tb(r)[k]))]));
+
   const ratios: Record<string, number> = {};
   const ratioRows: Array<Array<string | number>> = [];
   for (const gop of gops) {
@@ -396,6 +467,7 @@ try {
 
   const targets = results.filter((r) => r.server === 'tributary' && Object.keys(r.hlsConfig ?? {}).length === 0).map((r) => {
     const part02 = r.env.TRIBUTARY_HLS_PART_TARGET_SECONDS === '0.2';
+    if (r.env.TRIBUTARY_HLS_PART_TARGET_SECONDS === '0.25') return { label: r.label };
     const checks: Record<string, boolean> = part02
       ? { glassToPlayerP50le1_0: r.glassToPlayer.p50 <= 1.0 }
       : {

@@ -27,7 +27,7 @@ export interface HlsLiveStreamOptions {
   segmentTarget: number;
   /** Complete segments kept per rendition. */
   windowSegments: number;
-  /** LL-HLS part target (PART-TARGET), seconds (default 0.25); FFmpeg's fragment duration. */
+  /** LL-HLS part target (PART-TARGET), seconds; FFmpeg's fragment duration. The server passes hls.partTargetSeconds; 0.25 when omitted. */
   partTarget?: number;
   /** Wall clock in ms (default Date.now); stamps EXT-X-PROGRAM-DATE-TIME. */
   now?: () => number;

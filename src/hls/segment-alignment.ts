@@ -82,10 +82,14 @@ export class LeaderTimeline {
       return epochNumber > this.#current ? { type: 'wait' } : { type: 'append' };
     }
     if (time === undefined) return { type: 'append' };
+    // A fragment that does not start with a keyframe never opens a segment: it joins the open one
+    // whatever the leader decides, so it need not wait for the leader. Waiting held the short part
+    // before each keyframe until the leader's next part was in (~0.2 s late on every GOP).
+    if (!independent) return { type: 'append' };
     for (let i = epoch.boundaries.length - 1; i >= 0; i--) {
       const b = epoch.boundaries[i];
       if (!b) continue;
-      if (Math.abs(b.time - time) <= this.tolerance) return independent ? { type: 'cut', boundary: b } : { type: 'append' };
+      if (Math.abs(b.time - time) <= this.tolerance) return { type: 'cut', boundary: b };
       if (b.time < time - this.tolerance) break;
     }
     if (epoch.final || epoch.horizon >= time + this.tolerance) return { type: 'append' };

@@ -234,6 +234,7 @@ export class LiveSession implements PublishSession {
       ...(this.#fps !== undefined ? { fps: this.#fps } : {}),
       sourceAudio: info.audio ? (info.audio.codec === 'aac' ? 'aac' : 'other') : 'none',
       input: 'flv-stdin',
+      sourceSize: { width: info.video?.width, height: info.video?.height },
       x264Preset: s.x264Preset,
     });
     this.#log.info(

@@ -88,6 +88,33 @@ describe('rendition alignment', () => {
     }
   });
 
+  it('lists a follower part that does not start with a keyframe at once, ahead of the leader', () => {
+    // FFmpeg cuts a short part before each keyframe (here 1.9 s → 2 s). A transcoded follower may
+    // deliver it before the leader has anything past 1.9 s; it cannot open a segment, so it must
+    // not wait for the leader's next part.
+    const stream = new HlsLiveStream({ prefix: PREFIX, segmentTarget: 1, partTarget: 0.3, windowSegments: 20 });
+    const gop = (t: number) => [fragment(0.3, true, 40, 0, t), fragment(0.3, false, 40, 0, t + 0.3), fragment(0.3, false, 40, 0, t + 0.6),
+      fragment(0.1, false, 40, 0, t + 0.9)];
+    const [first, second] = [gop(0), gop(1)];
+    for (const name of ['source', '360p']) {
+      stream.addRendition(name);
+      stream.pushInit(name, init());
+      // Segment 0 (0–1 s) complete, segment 1 open with its first part.
+      for (const f of [...first, second[0]!]) stream.pushFragment(name, f);
+    }
+    stream.pushFragment('source', second[1]!);
+    stream.pushFragment('source', second[2]!);
+    for (const f of second.slice(1)) stream.pushFragment('360p', f);
+    expect(stream.blockingState('source', 1, 3)).toBe('wait');
+    expect(stream.blockingState('360p', 1, 3)).toBe('ready');
+    // The leader catches up and cuts at 2 s; the follower still cuts where it did.
+    stream.pushFragment('source', second[3]!);
+    stream.pushFragment('source', fragment(0.3, true, 40, 0, 2));
+    stream.pushFragment('360p', fragment(0.3, true, 40, 0, 2));
+    expect(segmentsOf(stream, '360p')).toEqual(segmentsOf(stream, 'source'));
+    expect(durationsOf(stream, '360p')).toEqual(['1.0', '1.0']);
+  });
+
   it('would drift without alignment: a rendition segmented on its own starts its MSNs elsewhere', () => {
     // The control for the tests above: the 360p fragments alone, as the only (leader) rendition.
     const stream = new HlsLiveStream({ prefix: PREFIX, segmentTarget: 2, windowSegments: 20 });

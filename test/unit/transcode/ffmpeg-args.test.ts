@@ -54,6 +54,23 @@ describe('buildLiveArgs input', () => {
     expect(input).toContain('-hide_banner');
   });
 
+  it('decodes a live source up to 1080p without frame threading when it transcodes', () => {
+    const inputOf = (over: Partial<LiveArgsOptions>) => {
+      const args = buildLiveArgs(opts(over));
+      return args.slice(0, args.indexOf('pipe:0') + 1);
+    };
+    const live = inputOf({ sourceSize: { width: 1920, height: 1080 } });
+    expect(value(live, '-thread_type')).toBe('slice');
+    // A decoder option: before the input it applies to.
+    expect(live.indexOf('-thread_type')).toBeLessThan(live.indexOf('-i'));
+    expect(inputOf({ sourceSize: { width: 3840, height: 2160 } })).not.toContain('-thread_type');
+    expect(inputOf({ sourceSize: {} })).not.toContain('-thread_type');
+    expect(inputOf({})).not.toContain('-thread_type');
+    expect(inputOf({ renditions: [source], sourceSize: { width: 1280, height: 720 } })).not.toContain('-thread_type');
+    const file = buildLiveArgs(opts({ input: { file: '/tmp/x.mp4' }, sourceSize: { width: 1280, height: 720 } }));
+    expect(file).not.toContain('-thread_type');
+  });
+
   it.each([
     ['no renditions', { renditions: [] }],
     ['zero part duration', { partDurationSeconds: 0 }],
