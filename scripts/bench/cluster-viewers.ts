@@ -38,6 +38,8 @@ const { values } = parseArgs({
     layouts: { type: 'string', default: '1,3' },
     ramp: { type: 'string', default: '4' },
     reference: { type: 'string', default: 'nginx' },
+    // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": where the nodes spend their CPU.
+    'node-options': { type: 'string', default: '' },
   },
 });
 const windowS = Number(values.window);
@@ -173,7 +175,11 @@ http {
 }
 
 const redis = await startTestRedis();
-const env = { TRIBUTARY_REDIS_URL: redis.url, TRIBUTARY_TRANSCODE_MAX_RENDITIONS: '1' };
+const env = {
+  TRIBUTARY_REDIS_URL: redis.url,
+  TRIBUTARY_TRANSCODE_MAX_RENDITIONS: '1',
+  ...(values['node-options'] ? { NODE_OPTIONS: values['node-options'] } : {}),
+};
 const nodes: TestServer[] = [];
 const results: Record<string, unknown> = {};
 const layouts = values.layouts.split(',').map(Number);
