@@ -59,7 +59,7 @@ import { TargetGuard } from './webhooks/target-guard.ts';
 import { WebhookWorker } from './webhooks/webhook-worker.ts';
 import { WebhookDispatcher } from './webhooks/webhook-dispatcher.ts';
 import { ViewerCounter } from './state/viewer-counter.ts';
-import { RedisViewerAdmission } from './state/viewer-admission.ts';
+import { RedisViewerAdmission, type ViewerAdmission } from './state/viewer-admission.ts';
 import { readLifecycle } from './state/live-lifecycle.ts';
 import { videoView } from './api/video-routes.ts';
 import { UploadProcessor } from './vod/upload-processor.ts';
@@ -138,6 +138,7 @@ export class App {
   #uploadProcessor: UploadProcessor | undefined;
   #uploadIntake: UploadIntake | undefined;
   #cluster: ClusterLeases | undefined;
+  #viewerAdmission: ViewerAdmission | undefined;
   #failover: FailoverSweeper | undefined;
   #ready = false;
   #closing: Promise<void> | undefined;
@@ -170,6 +171,11 @@ export class App {
   /** This node's heartbeat and live-session leases in the shared Redis. */
   get cluster(): ClusterLeases | undefined {
     return this.#cluster;
+  }
+
+  /** The per-stream viewer limit (and count), for every playback path that starts a viewer; set once started. */
+  get viewerAdmission(): ViewerAdmission | undefined {
+    return this.#viewerAdmission;
   }
 
   /** Playback of finalized videos (recordings), from the object store. */
@@ -652,17 +658,16 @@ export class App {
       onError: (error) => log.warn({ err: error }, 'could not count a viewer'),
     });
     metrics?.observeViewers((uid) => viewers.count(uid));
-    const admission =
-      config.limits.maxViewersPerStream > 0
-        ? new RedisViewerAdmission({
-            redis: this.#redis,
-            keys,
-            maxViewers: config.limits.maxViewersPerStream,
-            windowSeconds: config.views.windowSeconds,
-            refreshSeconds: config.views.refreshSeconds,
-            onError: (error) => log.warn({ err: error }, 'could not check the viewer limit; viewer let in'),
-          })
-        : undefined;
+    // Every playback path that starts a viewer asks it (with no limit it only counts the viewer).
+    const admission = new RedisViewerAdmission({
+      redis: this.#redis,
+      keys,
+      maxViewers: config.limits.maxViewersPerStream,
+      windowSeconds: config.views.windowSeconds,
+      refreshSeconds: config.views.refreshSeconds,
+      onError: (error) => log.warn({ err: error }, 'could not check the viewer limit; viewer let in'),
+    });
+    this.#viewerAdmission = admission;
     touchWhepViewer = (uid, viewerId) => viewers.touch(uid, viewerId);
     if (whip) metrics?.observeWhip(() => whip.sessionCount);
     if (whep) metrics?.observeWhep(() => whep.viewerCount);
@@ -732,7 +737,10 @@ export class App {
           lifecycle: (uid) => readLifecycle(liveInputs, videos, uid),
           touchViewer: (uid, session) => viewers.touch(uid, session),
           viewers: (uid) => viewers.count(uid),
-          ...(admission ? { admitViewer: (uid: string, session: string) => admission.admit(uid, session), admitRetryAfterSeconds: admission.retryAfterSeconds } : {}),
+          // HLS viewers are counted by touchViewer; the admission is only asked when there is a limit.
+          ...(config.limits.maxViewersPerStream > 0
+            ? { admitViewer: (uid: string, session: string) => admission.admit(uid, session), admitRetryAfterSeconds: admission.retryAfterSeconds }
+            : {}),
         },
         ...(whep
           ? {

@@ -38,6 +38,8 @@ const { values } = parseArgs({
     layouts: { type: 'string', default: '1,3' },
     ramp: { type: 'string', default: '4' },
     reference: { type: 'string', default: 'nginx' },
+    // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": where the nodes spend their CPU.
+    'node-options': { type: 'string', default: '' },
   },
 });
 const windowS = Number(values.window);
@@ -63,7 +65,7 @@ function loadgens(make: (share: number) => LiveOptions | ReplayOptions, clients:
     return new Promise<string>((resolve) => child.on('exit', () => resolve(out)));
   });
   const done = Promise.all(runs).then((outs) => {
-    const all: LoadgenReport = { receipts: Array.from({ length: slots }, () => ({})), errors: Array.from({ length: slots }, () => 0), requests: 0 };
+    const all: LoadgenReport = { receipts: Array.from({ length: slots }, () => ({})), errors: Array.from({ length: slots }, () => 0), statuses: {}, requests: 0 };
     for (const text of outs) {
       const r = JSON.parse(text.trim().split('\n').at(-1) ?? '{}') as LoadgenReport;
       r.receipts.forEach((rec, k) => {
@@ -71,6 +73,7 @@ function loadgens(make: (share: number) => LiveOptions | ReplayOptions, clients:
         all.errors[k]! += r.errors[k]!;
       });
       all.requests += r.requests;
+      for (const [status, n] of Object.entries(r.statuses)) all.statuses[status] = (all.statuses[status] ?? 0) + n;
     }
     return all;
   });
@@ -172,7 +175,11 @@ http {
 }
 
 const redis = await startTestRedis();
-const env = { TRIBUTARY_REDIS_URL: redis.url, TRIBUTARY_TRANSCODE_MAX_RENDITIONS: '1' };
+const env = {
+  TRIBUTARY_REDIS_URL: redis.url,
+  TRIBUTARY_TRANSCODE_MAX_RENDITIONS: '1',
+  ...(values['node-options'] ? { NODE_OPTIONS: values['node-options'] } : {}),
+};
 const nodes: TestServer[] = [];
 const results: Record<string, unknown> = {};
 const layouts = values.layouts.split(',').map(Number);
@@ -258,7 +265,8 @@ try {
         });
         rows.push([n, layout, 'all', n, percentile(all, 50), percentile(all, 99), `${((delivered / n) * 100).toFixed(1)} %`,
           `${srvPct.reduce((x, y) => x + y, 0)} %`, `${lgPct} %`, '', report.errors.reduce((x, y) => x + y, 0), loadNow.toFixed(2)]);
-        results[`${n} ${layout}`] = { nodes: per, p50: percentile(all, 50), p99: percentile(all, 99), delivered: delivered / n, loadgenCpuPct: lgPct, requests: report.requests, loadAvg1: loadNow };
+        results[`${n} ${layout}`] = { nodes: per, p50: percentile(all, 50), p99: percentile(all, 99), delivered: delivered / n, loadgenCpuPct: lgPct, requests: report.requests, errorStatuses: report.statuses, loadAvg1: loadNow };
+        if (Object.keys(report.statuses).length > 0) process.stdout.write(`${n} ${layout}: error answers by status ${JSON.stringify(report.statuses)}\n`);
         await sleep(2000);
       }
 

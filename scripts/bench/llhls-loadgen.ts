@@ -146,11 +146,17 @@ export interface ReplayOptions {
 export interface LoadgenReport {
   receipts: Array<Record<string, number[]>>;
   errors: number[];
+  /** Error answers by status (0: the connection failed), over every URL. */
+  statuses: Record<string, number>;
   requests: number;
 }
 
 async function runLive(o: LiveOptions): Promise<LoadgenReport> {
-  const report: LoadgenReport = { receipts: o.urls.map(() => ({})), errors: o.urls.map(() => 0), requests: 0 };
+  const report: LoadgenReport = { receipts: o.urls.map(() => ({})), errors: o.urls.map(() => 0), statuses: {}, requests: 0 };
+  const failed = (k: number, status: number) => {
+    report.errors[k]!++;
+    report.statuses[status] = (report.statuses[status] ?? 0) + 1;
+  };
   const one = async (i: number) => {
     await new Promise((r) => setTimeout(r, (i * o.rampMs) / o.clients));
     const k = i % o.urls.length;
@@ -169,7 +175,7 @@ async function runLive(o: LiveOptions): Promise<LoadgenReport> {
             const r = await client.get(dir + part);
             report.requests++;
             if (r.status === 200) (receipts[part] ??= []).push(Date.now());
-            else report.errors[k]!++;
+            else failed(k, r.status);
           }
           fetched = s.newest;
         }
@@ -179,7 +185,7 @@ async function runLive(o: LiveOptions): Promise<LoadgenReport> {
       report.requests++;
       if (r.status === 200) text = r.body.toString('latin1');
       else {
-        report.errors[k]!++;
+        failed(k, r.status);
         text = undefined;
         await new Promise((res) => setTimeout(res, 100));
       }
@@ -191,7 +197,7 @@ async function runLive(o: LiveOptions): Promise<LoadgenReport> {
 }
 
 async function runReplay(o: ReplayOptions): Promise<LoadgenReport> {
-  const report: LoadgenReport = { receipts: [{}], errors: [0], requests: 0 };
+  const report: LoadgenReport = { receipts: [{}], errors: [0], statuses: {}, requests: 0 };
   const url = new URL(o.base);
   const clients = Array.from({ length: o.clients }, () => new RawHttpClient(url.hostname, Number(url.port)));
   const receipts = report.receipts[0]!;
@@ -204,7 +210,11 @@ async function runReplay(o: ReplayOptions): Promise<LoadgenReport> {
         const r = await c.get(`${url.pathname}${step.part}`);
         report.requests += 2;
         if (p.status === 200 && r.status === 200) (receipts[step.part] ??= []).push(Date.now());
-        else report.errors[0]!++;
+        else {
+          report.errors[0]!++;
+          const status = p.status === 200 ? r.status : p.status;
+          report.statuses[status] = (report.statuses[status] ?? 0) + 1;
+        }
       });
     });
   };

@@ -86,6 +86,40 @@ describe('cluster leases in a real Redis', () => {
     await b.close();
   });
 
+  it('the owner publishes its live status with the lease; a node that lost the lease never overwrites the new owner’s; it goes with the lease', async () => {
+    const uid = 'c'.repeat(32);
+    const a = node('status-a');
+    const b = node('status-b');
+    await a.start('http://127.0.0.1:11');
+    await b.start('http://127.0.0.1:12');
+    let health = { state: 'connected', bitrateKbps: 1000 };
+    await a.claim(uid, 'sess-a', () => true, () => health);
+    // Published at the next renewal (every ttl/3), and refreshed after.
+    await until(async () => JSON.stringify(await b.liveStatus(uid)) === JSON.stringify(health));
+    health = { state: 'connected', bitrateKbps: 2000 };
+    await until(async () => ((await b.liveStatus(uid)) as typeof health | undefined)?.bitrateKbps === 2000);
+
+    // The publisher moves to B: A's status is dropped at once; A's renewals write nothing more.
+    await b.claim(uid, 'sess-b', () => true, () => ({ state: 'reconnected', node: 'b' }));
+    expect(await a.liveStatus(uid)).toBeUndefined();
+    await until(async () => ((await a.liveStatus(uid)) as { node?: string } | undefined)?.node === 'b');
+    await new Promise((r) => setTimeout(r, 500)); // past a renewal of A
+    expect(await a.liveStatus(uid)).toEqual({ state: 'reconnected', node: 'b' });
+
+    // The broadcast ends: no live status any more, the lease stays (live: false).
+    await b.ended(uid);
+    expect(await a.liveStatus(uid)).toBeUndefined();
+    expect((await a.lease(uid))?.live).toBe(false);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await a.liveStatus(uid)).toBeUndefined();
+
+    // A malformed status reads as none.
+    await redis.redis.set(keys.liveStatus(uid), '{not json');
+    expect(await a.liveStatus(uid)).toBeUndefined();
+    await b.release(uid);
+    expect(await redis.redis.exists(keys.liveStatus(uid))).toBe(0);
+  });
+
   it('a node that stops renewing (dies) loses its heartbeat and leases; members() says so', async () => {
     // The dying node has its own connection: cutting it is a SIGKILL as Redis sees it.
     const conn = createRedis({ path: redis.path }, silentLogger());

@@ -91,6 +91,9 @@ describe('viewers per stream across nodes, and live status on a non-owner node',
       expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
       expect(await r.json()).toMatchObject({ errors: [{ code: 'TOO_MANY_VIEWERS' }] });
     }
+    // A forged node-to-node credential does not get around the limit.
+    const forged = await fetch(masterA, { headers: { 'user-agent': 'viewer-3', 'x-tributary-internal': 'guess' } });
+    expect(forged.status).toBe(429);
     // A flood of made-up clients takes no slot and no viewer's place.
     const flood = await Promise.all(
       Array.from({ length: 40 }, (_, i) => fetch(i % 2 ? masterA : mediaB, asViewer(`bot-${i}-${randomBytes(4).toString('hex')}`)).then(async (r) => (await r.arrayBuffer(), r.status))),

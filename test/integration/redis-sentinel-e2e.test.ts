@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { createLiveInput, startServer, type TestServer } from '../helpers/server.ts';
 import { publishTestStream, type TestPublisher } from '../helpers/ffmpeg-publish.ts';
@@ -29,13 +31,26 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
 describe('Redis Sentinel', () => {
   let group: TestSentinelGroup;
   let server: TestServer;
+  // Webhook deliveries are durable jobs (BullMQ on the same Redis): they must follow the failover too.
+  const events: Array<{ event: string; uid: string | undefined }> = [];
+  const receiver = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      const data = JSON.parse(body || '{}') as { data?: { input_id?: string; uid?: string } };
+      events.push({ event: String(req.headers['webhook-event']), uid: data.data?.input_id ?? data.data?.uid });
+      res.end('ok');
+    });
+  });
   const publishers: TestPublisher[] = [];
   const viewers: LlHlsViewer[] = [];
 
   beforeAll(async () => {
     group = await startTestSentinelGroup({ sentinelCount: 3 });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     server = await startServer({
       env: {
+        TRIBUTARY_WEBHOOKS_PRIVATE_TARGET_ALLOWLIST: '["127.0.0.1/32"]',
         TRIBUTARY_REDIS_SENTINELS: JSON.stringify(group.sentinels),
         TRIBUTARY_REDIS_SENTINEL_NAME: group.name,
         TRIBUTARY_TRANSCODE_MAX_RENDITIONS: '1',
@@ -49,10 +64,13 @@ describe('Redis Sentinel', () => {
     await server?.stop();
     await server?.cleanup();
     await group?.stop();
+    receiver.close();
   }, 60_000);
 
   it('keeps the API and a live stream working through a forced failover', async () => {
     // The records live on the master the sentinels name (nothing embedded was started).
+    const hook = await server.api('PUT', '/v1/webhook', { notificationUrl: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks` });
+    expect(hook.status).toBe(200);
     const input = await createLiveInput(server, { meta: { name: 'before failover' } });
     const onMaster = new Redis({ host: '127.0.0.1', port: group.masterPort, lazyConnect: true });
     onMaster.on('error', () => {});
@@ -99,6 +117,9 @@ describe('Redis Sentinel', () => {
       return r.status === 200 ? r.text() : undefined;
     }, 45_000);
     expect(second).toContain('#EXT-X-STREAM-INF');
+    // Its webhook was queued and delivered through the new master.
+    await until('the webhook of the broadcast after the failover', async () =>
+      events.some((e) => e.event === 'live_input.connected' && e.uid === created.body.result.uid) ? true : undefined);
     await viewer.moreParts(4);
     expect(viewer.errors).toEqual([]);
     // Nothing failed on the way (what the failover cost is at most a warning, e.g. a reconnect).

@@ -57,6 +57,16 @@ describe('viewer limit per stream in Redis', () => {
     expect(await t.redis.zcard(keys.liveViewers(input))).toBe(5);
   });
 
+  it('with no limit (0) admits everyone and counts them (what WebRTC playback uses to be counted)', async () => {
+    const keys = createRedisKeys('nolimit:');
+    const admission = new RedisViewerAdmission({ redis: t.redis, keys, maxViewers: 0, windowSeconds: 30, refreshSeconds: 5 });
+    const counter = new ViewerCounter({ redis: t.redis, keys, windowSeconds: 30, refreshSeconds: 5 });
+    const input = 'g'.repeat(32);
+    const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => admission.admit(input, `w-${i}`)));
+    expect(answers.every(Boolean)).toBe(true);
+    expect(await counter.count(input)).toBe(50);
+  });
+
   it('lets viewers in when Redis does not answer (live playback does not depend on it), and says so', async () => {
     const broken = t.redis.duplicate({ maxRetriesPerRequest: 0, enableOfflineQueue: false, lazyConnect: true });
     const errors: unknown[] = [];
