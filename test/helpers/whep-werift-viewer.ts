@@ -105,3 +105,25 @@ export async function playWithWerift(url: string, opts: { headers?: Record<strin
   };
   return viewer;
 }
+
+/**
+ * Plays until decodable, as a player does: a peer that has not decoded within `attemptMs`
+ * (ICE or DTLS stuck on a loaded machine) is dropped (DELETE) and a new offer is POSTed.
+ * Returns the viewer and the attempts it took.
+ */
+export async function playUntilDecodable(url: string, attemptMs = 15_000, attempts = 3): Promise<{ viewer: WeriftViewer; attempts: number }> {
+  for (let i = 1; ; i++) {
+    const viewer = await playWithWerift(url);
+    let timer: NodeJS.Timeout | undefined;
+    const ok = await Promise.race([
+      viewer.decodable.then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), attemptMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (ok) return { viewer, attempts: i };
+    await viewer.stop();
+    if (i >= attempts) throw new Error(`no decodable WHEP playback after ${attempts} attempts (last state ${viewer.pc.connectionState})`);
+  }
+}
