@@ -803,6 +803,7 @@ export class App {
     const base = publicBaseUrl(config, httpPort);
     publicUrls.playbackBase = base;
     publicUrls.webRTC = `${base}/whip`;
+    if (whep) publicUrls.webRTCPlayback = base;
     const publicHost = new URL(base).hostname;
     publicUrls.rtmp = `rtmp://${publicHost}:${rtmpPort ?? config.rtmp.port}/${config.rtmp.app}`;
     if (rtmpsPort !== undefined) publicUrls.rtmps = `rtmps://${publicHost}:${rtmpsPort}/${config.rtmp.app}`;

@@ -34,12 +34,14 @@ describe('WHEP playback of an RTMP-published stream', () => {
   let server: TestServer;
   let publisher: TestPublisher | undefined;
   let uid = '';
+  let discovered: Record<string, unknown> = {};
   const viewers: WeriftViewer[] = [];
 
   beforeAll(async () => {
     server = await startServer({ env: { TRIBUTARY_WHEP_CONSENT_TIMEOUT_MS: String(CONSENT_TIMEOUT_MS) } });
     const input = await createLiveInput(server);
     uid = input.uid;
+    discovered = input.raw;
     publisher = publishTestStream({ url: `${server.rtmpBase}/${input.streamKey}`, width: 640, height: 360, gop: 30 });
     await waitForHttp200(`${server.httpUrl}/${uid}/manifest/video.m3u8`, 40_000);
   });
@@ -55,7 +57,9 @@ describe('WHEP playback of an RTMP-published stream', () => {
 
   it('one viewer gets H.264 from a keyframe and Opus; DELETE ends it', async () => {
     onTestFailed(() => console.log(server.output().split('\n').filter((l) => /whep|opus/i.test(l)).slice(-30).join('\n')));
-    const viewer = await playWithWerift(playUrl());
+    // The live input's API view lists every ingest URL and the WHEP URL.
+    expect(discovered).toMatchObject({ webRTCPlayback: { url: playUrl() }, webRTC: { url: `${server.httpUrl}/whip/${uid}` }, rtmp: { url: expect.stringMatching(/^rtmp:/) } });
+    const viewer = await playWithWerift((discovered.webRTCPlayback as { url: string }).url);
     viewers.push(viewer);
     expect(viewer.status).toBe(201);
     expect(viewer.location).toMatch(new RegExp(`/${uid}/webRTC/play/[0-9a-f]{32}$`));
