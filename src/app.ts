@@ -584,6 +584,7 @@ export class App {
                 tapFlv: (listener) => s.tapFlv(listener),
                 sequenceHeaders: () => s.sequenceHeaders(),
                 requestKeyframe: () => s.requestKeyframe(),
+                hasBframes: () => s.health.report.bframes,
                 onEnded: (listener) => s.on('ended', () => listener()),
               };
             },
@@ -608,6 +609,7 @@ export class App {
               maxInFlightPackets: wp.maxInFlightPackets,
               keyframeRequestMinIntervalMs: wp.keyframeRequestMinIntervalMs,
               maxPayloadBytes: wp.maxPayloadBytes,
+              rendition: { gopSeconds: wp.renditionGopSeconds, x264Preset: config.transcode.x264Preset, maxBitrateKbps: wp.renditionMaxBitrateKbps },
             },
             maxViewersPerSession: wp.maxViewersPerSession,
             maxViewers: wp.maxViewers,

@@ -9,6 +9,8 @@ export interface WeriftViewer {
   audioPackets: number;
   /** An IDR NAL unit (type 5) arrived: the viewer can decode from here. */
   sawIdr: boolean;
+  /** Video packets whose RTP timestamp is before the previous one (B-frames sent as they are). */
+  backwardTimestamps: number;
   /** Resolves once video RTP with an IDR and audio RTP have arrived. */
   decodable: Promise<void>;
   /** Resolves at the next video packet from now. */
@@ -59,6 +61,7 @@ export async function playWithWerift(url: string, opts: { headers?: Record<strin
     resolveDecodable = r;
   });
   const videoWaiters: Array<() => void> = [];
+  let lastTs: number | undefined;
   const viewer: WeriftViewer = {
     pc,
     location: '',
@@ -66,6 +69,7 @@ export async function playWithWerift(url: string, opts: { headers?: Record<strin
     videoPackets: 0,
     audioPackets: 0,
     sawIdr: false,
+    backwardTimestamps: 0,
     decodable,
     nextVideo: () => new Promise<void>((r) => videoWaiters.push(r)),
     stop: async () => {},
@@ -77,6 +81,10 @@ export async function playWithWerift(url: string, opts: { headers?: Record<strin
     track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
       if (track.kind === 'video') {
         viewer.videoPackets++;
+        const ts = rtp.header.timestamp;
+        // Serial-number comparison (RFC 1982): wrap-safe.
+        if (lastTs !== undefined && ts !== lastTs && ((ts - lastTs) >>> 0) > 0x80000000) viewer.backwardTimestamps++;
+        lastTs = ts;
         if (!viewer.sawIdr && payloadNalTypes(rtp.payload).includes(5)) viewer.sawIdr = true;
         for (const w of videoWaiters.splice(0)) w();
       } else {

@@ -192,6 +192,25 @@ describe('WHEP playback of an RTMP-published stream', () => {
     }
   });
 
+  it('a source with B-frames plays from the low-latency rendition: decodable, presentation order', async () => {
+    const input = await createLiveInput(server, { meta: { name: 'bframes' }, recording: { mode: 'off' } });
+    // x264 with B-frames (zerolatency would turn them off): what many RTMP encoders send.
+    const bPublisher = publishTestStream({ url: `${server.rtmpBase}/${input.streamKey}`, width: 320, height: 180, gop: 30, extraOutputArgs: ['-bf', '2'] });
+    try {
+      await waitForHttp200(`${server.httpUrl}/${input.uid}/manifest/video.m3u8`, 40_000);
+      const viewer = await playWithWerift(`${server.httpUrl}/${input.uid}/webRTC/play`);
+      viewers.push(viewer);
+      await viewer.decodable;
+      const seen = viewer.videoPackets;
+      while (viewer.videoPackets < seen + 100) await viewer.nextVideo();
+      expect(viewer.backwardTimestamps).toBe(0);
+      expect(server.logs.some((l) => /low-latency H.264 rendition/.test(String(l.msg)) && l.liveInputUid === input.uid)).toBe(true);
+      await viewer.stop();
+    } finally {
+      await bPublisher.stop();
+    }
+  });
+
   it('the end of the live session closes its viewers', async () => {
     const viewer = await playWithWerift(playUrl());
     viewers.push(viewer);

@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { OggOpusReader, opusPacketSamples } from '../../../src/whep/ogg-opus-reader.ts';
-import { opusEncoderArgs } from '../../../src/whep/opus-encoder.ts';
+import { whepEncoderArgs } from '../../../src/whep/whep-encoder.ts';
 
 describe('Ogg Opus reader', () => {
   // Real FFmpeg output (the encoder's own arguments, AAC FLV in): 1 s of tone.
   const flv = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', '1', '-c:a', 'aac', '-f', 'flv', 'pipe:1'], { maxBuffer: 1 << 24 }).stdout;
-  const args = opusEncoderArgs(64).map((a) => (a === 'pipe:3' ? 'pipe:1' : a));
+  const args = whepEncoderArgs({ audio: true, opusBitrateKbps: 64 }).map((a) => (a === 'pipe:3' ? 'pipe:1' : a));
   const ogg = spawnSync('ffmpeg', args, { input: flv, maxBuffer: 1 << 24 }).stdout;
 
   it('reads 20 ms Opus packets from FFmpeg output fed in small chunks, skipping the headers', () => {
