@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
 import { createLiveInput, startServer, waitForHttp200, type TestServer } from '../helpers/server.ts';
 import { publishTestStream, type TestPublisher } from '../helpers/ffmpeg-publish.ts';
 import { RTCPeerConnection, useAV1, useOPUS, useVP9 } from 'werift';
+import { publishWithWerift } from '../helpers/whip-werift-publisher.ts';
 import { playUntilDecodable, playWithWerift, viewerCodecs, type WeriftViewer } from '../helpers/whep-werift-viewer.ts';
 
 interface ErrorView {
@@ -38,7 +39,13 @@ describe('WHEP playback of an RTMP-published stream', () => {
   const viewers: WeriftViewer[] = [];
 
   beforeAll(async () => {
-    server = await startServer({ env: { TRIBUTARY_WHEP_CONSENT_TIMEOUT_MS: String(CONSENT_TIMEOUT_MS) } });
+    server = await startServer({
+      env: {
+        TRIBUTARY_WHEP_CONSENT_TIMEOUT_MS: String(CONSENT_TIMEOUT_MS),
+        // WHIP sources get no periodic keyframe requests: a PLI seen comes from a WHEP viewer.
+        TRIBUTARY_WHIP_KEYFRAME_INTERVAL_MS: '60000',
+      },
+    });
     const input = await createLiveInput(server);
     uid = input.uid;
     discovered = input.raw;
@@ -213,6 +220,23 @@ describe('WHEP playback of an RTMP-published stream', () => {
       await viewer.stop();
     } finally {
       await bPublisher.stop();
+    }
+  });
+
+  it('a WHIP-published stream plays over WHEP, and a joining viewer makes the server ask the publisher for a keyframe (PLI)', async () => {
+    const input = await createLiveInput(server, { meta: { name: 'whip-source' }, recording: { mode: 'off' } });
+    // A 3 s GOP. This publisher (FFmpeg behind werift) cannot answer a PLI; it counts them.
+    const whip = await publishWithWerift({ url: `${server.httpUrl}/whip/${input.uid}`, streamKey: input.streamKey, width: 320, height: 180, gop: 90 });
+    try {
+      await waitForHttp200(`${server.httpUrl}/${input.uid}/manifest/video.m3u8`, 40_000);
+      const plisBefore = whip.plis;
+      const viewer = await playWithWerift(`${server.httpUrl}/${input.uid}/webRTC/play`);
+      viewers.push(viewer);
+      await viewer.decodable;
+      expect(whip.plis).toBeGreaterThan(plisBefore);
+      await viewer.stop();
+    } finally {
+      await whip.stop();
     }
   });
 
