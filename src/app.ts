@@ -601,6 +601,7 @@ export class App {
                 tapFlv: (listener) => s.tapFlv(listener),
                 sequenceHeaders: () => s.sequenceHeaders(),
                 requestKeyframe: () => s.requestKeyframe(),
+                hasBframes: () => s.health.report.bframes,
                 onEnded: (listener) => s.on('ended', () => listener()),
               };
             },
@@ -625,6 +626,7 @@ export class App {
               maxInFlightPackets: wp.maxInFlightPackets,
               keyframeRequestMinIntervalMs: wp.keyframeRequestMinIntervalMs,
               maxPayloadBytes: wp.maxPayloadBytes,
+              rendition: { gopSeconds: wp.renditionGopSeconds, x264Preset: config.transcode.x264Preset, maxBitrateKbps: wp.renditionMaxBitrateKbps },
             },
             maxViewersPerSession: wp.maxViewersPerSession,
             maxViewers: wp.maxViewers,
@@ -844,6 +846,7 @@ export class App {
     const base = publicBaseUrl(config, httpPort);
     publicUrls.playbackBase = base;
     publicUrls.webRTC = `${base}/whip`;
+    if (whep) publicUrls.webRTCPlayback = base;
     const publicHost = new URL(base).hostname;
     publicUrls.rtmp = `rtmp://${publicHost}:${rtmpPort ?? config.rtmp.port}/${config.rtmp.app}`;
     if (rtmpsPort !== undefined) publicUrls.rtmps = `rtmps://${publicHost}:${rtmpsPort}/${config.rtmp.app}`;

@@ -94,6 +94,20 @@ const PAGE = `<!doctype html>
     hls.loadSource(src);
     video.play().catch(() => {});
   };
+  // WHEP (webRTC/play): a recvonly offer, the answer, the tracks on the same <video>.
+  window.startWhep = async (url) => {
+    const pc = window.pc = new RTCPeerConnection();
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    const stream = new MediaStream();
+    pc.ontrack = (e) => { stream.addTrack(e.track); video.srcObject = stream; video.play().catch(() => {}); };
+    video.requestVideoFrameCallback(onFrame);
+    r.loadAt = performance.now();
+    await pc.setLocalDescription(await pc.createOffer());
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: pc.localDescription.sdp });
+    if (res.status !== 201) { r.fatal = 'WHEP ' + res.status; return; }
+    await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+  };
   window.snapshot = () => { r.targetLatency = window.hls ? window.hls.targetLatency : null; r.hlsLatency = window.hls ? window.hls.latency : null; return r; };
 </script></body></html>`;
 
@@ -148,6 +162,11 @@ export class LatencyPlayer {
   /** hls.loadSource(src) with `{ lowLatencyMode: true, ...extraConfig }`. */
   async start(src: string, extraConfig: Record<string, unknown> = {}): Promise<void> {
     await this.page.evaluate(([s, x]) => (globalThis as unknown as { start(s: string, x: unknown): void }).start(s, x), [src, extraConfig] as const);
+  }
+
+  /** Plays over WHEP (POST an offer to `url`) instead of hls.js. */
+  async startWhep(url: string): Promise<void> {
+    await this.page.evaluate((u) => (globalThis as unknown as { startWhep(u: string): Promise<void> }).startWhep(u), url);
   }
 
   async setReading(on: boolean): Promise<void> {

@@ -30,6 +30,8 @@ export interface PublicUrls {
   webRTC?: string;
   /** Public base URL of the HTTP origin, e.g. `https://video.example.com`. */
   playbackBase: string;
+  /** Base of WHEP playback URLs (`<base>/<uid>/webRTC/play`); absent while WHEP is off. */
+  webRTCPlayback?: string;
 }
 
 export interface LiveInputRoutesOptions {
@@ -73,6 +75,7 @@ export async function liveInputRoutes(
     ...(publicUrls.rtmps ? { rtmps: { url: publicUrls.rtmps, streamKey: r.streamKey } } : {}),
     ...(publicUrls.srt && r.srtPassphrase ? { srt: { url: publicUrls.srt, streamId: r.streamKey, passphrase: r.srtPassphrase } } : {}),
     webRTC: { url: `${whipBase()}/${r.uid}` },
+    ...(publicUrls.webRTCPlayback ? { webRTCPlayback: { url: `${trimSlash(publicUrls.webRTCPlayback)}/${r.uid}/webRTC/play` } } : {}),
     status: await statusOf(r),
     created: r.created,
     modified: r.modified,

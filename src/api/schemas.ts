@@ -80,6 +80,12 @@ export const LiveInput = Type.Object({
     ),
   ),
   webRTC: Type.Object({ url: Type.String({ description: 'WHIP endpoint' }) }),
+  webRTCPlayback: Type.Optional(
+    Type.Object(
+      { url: Type.String({ description: 'WHEP endpoint: POST an SDP offer (application/sdp) to play the live stream over WebRTC; a signed token may stand in for the uid or come as Authorization: Bearer' }) },
+      { description: 'Present when the server runs WHEP playback' },
+    ),
+  ),
   status: LiveInputStatus,
   created: Timestamp,
   modified: Timestamp,

@@ -125,6 +125,8 @@ export const ConfigSchema = Type.Object(
         feedIdleMs: Type.Integer({ default: 10_000, minimum: 0, maximum: 600_000, description: 'A session\'s WHEP feed (and its Opus encoder) lingers this long after its last viewer.' }),
         opusBitrateKbps: Type.Integer({ default: 96, minimum: 16, maximum: 510, description: 'Bitrate of the shared AAC → Opus transcode.' }),
         maxPayloadBytes: Type.Integer({ default: 1200, minimum: 200, maximum: 1400, description: 'Largest RTP payload sent (H.264 NAL units above it are fragmented, FU-A).' }),
+        renditionGopSeconds: Type.Number({ default: 1, minimum: 0.25, maximum: 10, description: 'Keyframe interval of the low-latency rendition made for sources with B-frames (a new viewer waits at most this).' }),
+        renditionMaxBitrateKbps: Type.Integer({ default: 2500, minimum: 100, maximum: 50_000, description: 'Bitrate of that rendition (same size as the source).' }),
         maxSdpBytes: Type.Integer({ default: 32_768, minimum: 1024, maximum: 1_048_576, description: 'Largest offer accepted (413 above).' }),
       },
       closed,

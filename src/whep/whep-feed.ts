@@ -6,7 +6,7 @@ import { FLV_AUDIO_FORMAT_AAC, FLV_VIDEO_CODEC_AVC, parseVideoTagHeader } from '
 import type { Logger } from '../observability/logger.ts';
 import { isIdrAccessUnit, packetizeAccessUnit, rtpTimestamp90k, splitAvcc } from './h264-rtp-packetizer.ts';
 import { opusPacketSamples } from './ogg-opus-reader.ts';
-import { OpusEncoder } from './opus-encoder.ts';
+import { WhepEncoder } from './whep-encoder.ts';
 import { RtpFanout, type DropReason } from './rtp-fanout.ts';
 import type { WhepViewer } from './whep-viewer.ts';
 
@@ -20,6 +20,8 @@ export interface WhepSource {
   sequenceHeaders(): FlvTag[];
   /** Asks the publisher for a keyframe; false when its ingest cannot (RTMP, SRT). */
   requestKeyframe(): boolean;
+  /** The source has shown B-frames (WebRTC players need the low-latency rendition). */
+  hasBframes(): boolean;
 }
 
 export interface WhepFeedSettings {
@@ -32,6 +34,8 @@ export interface WhepFeedSettings {
   keyframeRequestMinIntervalMs: number;
   /** Largest RTP payload (bytes). */
   maxPayloadBytes: number;
+  /** The low-latency H.264 rendition for sources with B-frames. */
+  rendition: { gopSeconds: number; x264Preset: string; maxBitrateKbps: number };
 }
 
 export interface WhepFeedOptions {
@@ -59,7 +63,10 @@ export class WhepFeed {
   #nalLengthSize = 4;
   #parameterSets: Buffer[] = [];
   #audioConfig: FlvTag | undefined;
-  #opus: OpusEncoder | undefined;
+  #videoConfig: FlvTag | undefined;
+  #encoder: WhepEncoder | undefined;
+  /** Video comes from the encoder's rendition, not from the source. */
+  #transcodeVideo = false;
   readonly #videoSsrc = randomInt(1, 2 ** 32 - 1);
   readonly #audioSsrc = randomInt(1, 2 ** 32 - 1);
   #videoSeq = randomInt(0, 65536);
@@ -67,7 +74,6 @@ export class WhepFeed {
   readonly #videoTsBase = randomInt(0, 2 ** 32 - 1);
   #audioTs = randomInt(0, 2 ** 32 - 1);
   #lastPts: number | undefined;
-  #bframesLogged = false;
   #lastKeyframeRequest = 0;
   #closed = false;
   /** Counters for metrics and tests. */
@@ -96,6 +102,7 @@ export class WhepFeed {
   profileIdc: number | undefined;
 
   start(): void {
+    if (this.#opts.source.hasBframes()) this.#switchToRendition();
     for (const tag of this.#opts.source.sequenceHeaders()) this.#onTag(tag);
     this.#untap = this.#opts.source.tapFlv((tag) => this.#onTag(tag));
   }
@@ -104,7 +111,7 @@ export class WhepFeed {
   add(viewer: WhepViewer): void {
     if (this.#closed) return;
     this.#fanout.add(viewer);
-    this.#startAudio();
+    this.#startEncoder();
     this.requestKeyframe();
   }
 
@@ -120,17 +127,31 @@ export class WhepFeed {
     this.#opts.source.requestKeyframe();
   }
 
-  #startAudio(): void {
-    if (this.#opus || !this.#audioConfig) return;
+  /** The session's encoder: Opus always (when the source has audio), the rendition when needed. */
+  #startEncoder(): void {
+    if (this.#encoder || this.#closed) return;
+    if (!this.#audioConfig && !this.#transcodeVideo) return;
     const s = this.#opts.settings;
-    this.#opus = new OpusEncoder({
+    this.#encoder = new WhepEncoder({
       ffmpegPath: s.ffmpegPath,
-      bitrateKbps: s.opusBitrateKbps,
+      opusBitrateKbps: s.opusBitrateKbps,
       maxRestarts: s.maxRestarts,
       logger: this.#log,
-      onPacket: (packet) => this.#onOpus(packet),
+      ...(this.#transcodeVideo ? { video: s.rendition } : {}),
+      onOpus: (packet) => this.#onOpus(packet),
+      onVideoTag: (tag) => this.#packetizeVideo(tag),
     });
-    this.#opus.start(this.#audioConfig);
+    this.#encoder.start([this.#audioConfig, this.#transcodeVideo ? this.#videoConfig : undefined].filter((t): t is FlvTag => t !== undefined));
+  }
+
+  /** From now on video comes from the low-latency rendition (B-frames seen in the source). */
+  #switchToRendition(): void {
+    this.#transcodeVideo = true;
+    this.#log.warn('whep: the source has B-frames; WebRTC viewers get a low-latency H.264 rendition (x264, no B-frames)');
+    const old = this.#encoder;
+    this.#encoder = undefined;
+    void old?.close();
+    if (this.#fanout.size > 0) this.#startEncoder();
   }
 
   #onTag(tag: FlvTag): void {
@@ -149,23 +170,34 @@ export class WhepFeed {
     if (!h) return;
     const avc = h.enhanced ? h.codec === 'avc1' : h.codec === FLV_VIDEO_CODEC_AVC;
     if (!avc) return;
+    if (tag.sequenceHeader) this.#videoConfig = tag;
+    else {
+      const pts = presentationTime(tag, h);
+      if (pts === undefined) return;
+      // A frame presented before the previous one: B-frames, which WebRTC players cannot reorder.
+      if (this.#lastPts !== undefined && pts < this.#lastPts && !this.#transcodeVideo) this.#switchToRendition();
+      this.#lastPts = pts;
+    }
+    if (this.#transcodeVideo) {
+      if (this.#fanout.size > 0) this.#encoder?.write(tag);
+      return;
+    }
+    this.#packetizeVideo(tag);
+  }
+
+  /** One H.264 FLV video tag (the source's, or the rendition's) into RTP for every viewer. */
+  #packetizeVideo(tag: FlvTag): void {
+    const h = parseVideoTagHeader(tag.data);
+    if (!h) return;
     if (tag.sequenceHeader) {
-      const config = parseAvcDecoderConfig(tag.data.subarray(h.enhanced ? 5 : 5));
+      const config = parseAvcDecoderConfig(tag.data.subarray(5));
       this.#nalLengthSize = config.nalLengthSize;
       this.#parameterSets = [...config.sps, ...config.pps];
       this.profileIdc = config.profile;
       return;
     }
-    // Legacy AVC: packet type 1 is a frame; enhanced: 1 (with CTS) or 3 (CTS 0).
-    if (h.enhanced ? h.packetType !== 1 && h.packetType !== 3 : h.packetType !== 1) return;
-    const cts = h.payloadOffset === 5 && !h.enhanced ? tag.data.readIntBE(2, 3) : h.enhanced && h.packetType === 1 ? tag.data.readIntBE(5, 3) : 0;
-    const pts = tag.timestamp + cts;
-    if (this.#lastPts !== undefined && pts < this.#lastPts && !this.#bframesLogged) {
-      this.#bframesLogged = true;
-      this.#log.warn('whep: the source has B-frames; WebRTC players may stutter (no low-latency rendition yet)');
-    }
-    this.#lastPts = pts;
-    if (this.#fanout.size === 0) return;
+    const pts = presentationTime(tag, h);
+    if (pts === undefined || this.#fanout.size === 0) return;
     const nals = splitAvcc(tag.data.subarray(h.payloadOffset), this.#nalLengthSize);
     const keyframe = isIdrAccessUnit(nals);
     const payloads = packetizeAccessUnit(nals, { maxPayload: this.#opts.settings.maxPayloadBytes, parameterSets: this.#parameterSets });
@@ -190,9 +222,9 @@ export class WhepFeed {
     if (format !== FLV_AUDIO_FORMAT_AAC) return;
     if (tag.sequenceHeader) {
       this.#audioConfig = tag;
-      if (this.#fanout.size > 0) this.#startAudio();
+      if (this.#fanout.size > 0) this.#startEncoder();
     }
-    if (this.#fanout.size > 0) this.#opus?.write(tag);
+    if (this.#fanout.size > 0) this.#encoder?.write(tag);
   }
 
   #onOpus(packet: Buffer): void {
@@ -215,10 +247,18 @@ export class WhepFeed {
     if (this.#closed) return;
     this.#closed = true;
     this.#untap?.();
-    await this.#opus?.close();
+    await this.#encoder?.close();
   }
 
   viewers(): WhepViewer[] {
     return [...this.#fanout.viewers()];
   }
+}
+
+/** The presentation time (ms) of a coded AVC frame tag: DTS + composition time offset. */
+function presentationTime(tag: FlvTag, h: NonNullable<ReturnType<typeof parseVideoTagHeader>>): number | undefined {
+  // Legacy AVC: packet type 1 is a frame (CTS in bytes 2-4); enhanced: 1 (CTS in 5-7) or 3 (CTS 0).
+  if (!h.enhanced) return h.packetType === 1 ? tag.timestamp + tag.data.readIntBE(2, 3) : undefined;
+  if (h.packetType === 1) return tag.timestamp + tag.data.readIntBE(5, 3);
+  return h.packetType === 3 ? tag.timestamp : undefined;
 }

@@ -9,6 +9,8 @@ export interface WeriftViewer {
   audioPackets: number;
   /** An IDR NAL unit (type 5) arrived: the viewer can decode from here. */
   sawIdr: boolean;
+  /** Video packets whose RTP timestamp is before the previous one (B-frames sent as they are). */
+  backwardTimestamps: number;
   /** Resolves once video RTP with an IDR and audio RTP have arrived. */
   decodable: Promise<void>;
   /** Resolves at the next video packet from now. */
@@ -59,6 +61,7 @@ export async function playWithWerift(url: string, opts: { headers?: Record<strin
     resolveDecodable = r;
   });
   const videoWaiters: Array<() => void> = [];
+  let lastTs: number | undefined;
   const viewer: WeriftViewer = {
     pc,
     location: '',
@@ -66,6 +69,7 @@ export async function playWithWerift(url: string, opts: { headers?: Record<strin
     videoPackets: 0,
     audioPackets: 0,
     sawIdr: false,
+    backwardTimestamps: 0,
     decodable,
     nextVideo: () => new Promise<void>((r) => videoWaiters.push(r)),
     stop: async () => {},
@@ -77,6 +81,10 @@ export async function playWithWerift(url: string, opts: { headers?: Record<strin
     track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
       if (track.kind === 'video') {
         viewer.videoPackets++;
+        const ts = rtp.header.timestamp;
+        // Serial-number comparison (RFC 1982): wrap-safe.
+        if (lastTs !== undefined && ts !== lastTs && ((ts - lastTs) >>> 0) > 0x80000000) viewer.backwardTimestamps++;
+        lastTs = ts;
         if (!viewer.sawIdr && payloadNalTypes(rtp.payload).includes(5)) viewer.sawIdr = true;
         for (const w of videoWaiters.splice(0)) w();
       } else {
@@ -104,4 +112,26 @@ export async function playWithWerift(url: string, opts: { headers?: Record<strin
     await pc.close();
   };
   return viewer;
+}
+
+/**
+ * Plays until decodable, as a player does: a peer that has not decoded within `attemptMs`
+ * (ICE or DTLS stuck on a loaded machine) is dropped (DELETE) and a new offer is POSTed.
+ * Returns the viewer and the attempts it took.
+ */
+export async function playUntilDecodable(url: string, attemptMs = 15_000, attempts = 3): Promise<{ viewer: WeriftViewer; attempts: number }> {
+  for (let i = 1; ; i++) {
+    const viewer = await playWithWerift(url);
+    let timer: NodeJS.Timeout | undefined;
+    const ok = await Promise.race([
+      viewer.decodable.then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), attemptMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (ok) return { viewer, attempts: i };
+    await viewer.stop();
+    if (i >= attempts) throw new Error(`no decodable WHEP playback after ${attempts} attempts (last state ${viewer.pc.connectionState})`);
+  }
 }
