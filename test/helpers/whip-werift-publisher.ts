@@ -46,6 +46,11 @@ export interface WeriftPublisherOptions {
   pathLossPercent?: number;
   /** H.264 High profile like OBS (default), or VP9 (libvpx-vp9 realtime). */
   video?: 'h264' | 'vp9';
+  /**
+   * The whole FFmpeg command instead of the test pattern: it must send video RTP (payload type
+   * 102) and Opus RTP (111) to the given local ports. Its stdout is piped (for progress reports).
+   */
+  ffmpegArgs?: (ports: { video: number; audio: number }) => string[];
 }
 
 /**
@@ -121,7 +126,7 @@ export async function publishWithWerift(opts: WeriftPublisherOptions): Promise<W
 
   const vPort = (videoSock.address() as { port: number }).port;
   const aPort = (audioSock.address() as { port: number }).port;
-  const ffmpeg = spawn(FFMPEG, [
+  const ffmpeg = spawn(FFMPEG, opts.ffmpegArgs ? opts.ffmpegArgs({ video: vPort, audio: aPort }) : [
     '-hide_banner', '-nostdin', '-loglevel', 'error', '-re',
     '-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${fps}`,
     '-re', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
@@ -131,7 +136,7 @@ export async function publishWithWerift(opts: WeriftPublisherOptions): Promise<W
       : ['-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-row-mt', '1', '-pix_fmt', 'yuv420p']),
     '-g', String(gop), '-b:v', '2M', '-payload_type', '102', ...(codec === 'vp9' ? ['-strict', 'experimental'] : []), '-f', 'rtp', `rtp://127.0.0.1:${vPort}?pkt_size=1200`,
     '-map', '1:a', '-c:a', 'libopus', '-ac', '2', '-b:a', '64k', '-payload_type', '111', '-f', 'rtp', `rtp://127.0.0.1:${aPort}?pkt_size=1200`,
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  ], { stdio: ['ignore', opts.ffmpegArgs ? 'pipe' : 'ignore', 'pipe'] });
   publisher.ffmpeg = ffmpeg;
   publisher.stop = async (sendDelete = true) => {
     if (sendDelete) await fetch(publisher.location, { method: 'DELETE' }).catch(() => undefined);
