@@ -51,6 +51,8 @@ export interface WeriftPublisherOptions {
    * 102) and Opus RTP (111) to the given local ports. Its stdout is piped (for progress reports).
    */
   ffmpegArgs?: (ports: { video: number; audio: number }) => string[];
+  /** ICE over IPv6 only, from the loopback [::1] too; and only this server candidate address kept from the answer. */
+  ipv6?: { onlyCandidate?: string };
 }
 
 /**
@@ -68,7 +70,7 @@ export async function publishWithWerift(opts: WeriftPublisherOptions): Promise<W
       ],
       audio: [useOPUS({ payloadType: 111 })],
     },
-    iceUseIpv6: false,
+    ...(opts.ipv6 ? { iceUseIpv4: false, iceUseIpv6: true, iceAdditionalHostAddresses: ['::1'] } : { iceUseIpv6: false }),
   });
   const video = new MediaStreamTrack({ kind: 'video' });
   const audio = new MediaStreamTrack({ kind: 'audio' });
@@ -122,6 +124,8 @@ export async function publishWithWerift(opts: WeriftPublisherOptions): Promise<W
     publisher.relay = await startLossRelay({ target, lossPercent: opts.pathLossPercent });
     remote = answerThroughRelay(answer, target, publisher.relay);
   }
+  const only = opts.ipv6?.onlyCandidate;
+  if (only) remote = remote.split('\r\n').filter((l) => !l.startsWith('a=candidate:') || l.split(' ')[4] === only).join('\r\n');
   await pc.setRemoteDescription({ type: 'answer', sdp: remote });
 
   const vPort = (videoSock.address() as { port: number }).port;
@@ -138,7 +142,9 @@ export async function publishWithWerift(opts: WeriftPublisherOptions): Promise<W
     '-map', '1:a', '-c:a', 'libopus', '-ac', '2', '-b:a', '64k', '-payload_type', '111', '-f', 'rtp', `rtp://127.0.0.1:${aPort}?pkt_size=1200`,
   ], { stdio: ['ignore', opts.ffmpegArgs ? 'pipe' : 'ignore', 'pipe'] });
   publisher.ffmpeg = ffmpeg;
-  publisher.stop = async (sendDelete = true) => {
+  let stopped: Promise<void> | undefined;
+  publisher.stop = (sendDelete = true) => (stopped ??= stop(sendDelete));
+  const stop = async (sendDelete: boolean) => {
     if (sendDelete) await fetch(publisher.location, { method: 'DELETE' }).catch(() => undefined);
     if (ffmpeg.exitCode === null && ffmpeg.signalCode === null) {
       const exited = new Promise((r) => ffmpeg.once('exit', r));
