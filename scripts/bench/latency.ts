@@ -31,6 +31,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Browser } from 'playwright-core';
 import { startServer, createLiveInput } from '../../test/helpers/server.ts';
 import { launchChromium } from '../../test/helpers/hlsjs-player.ts';
@@ -230,7 +231,12 @@ async function runTributary(browser: Browser, pageUrl: string, label: string, go
       } : undefined),
     );
 
+    // This process sends the WHIP publisher's SRTP (werift, in JS): its event-loop delay is part of that path.
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
     const g = await glassToPlayer(browser, pageUrl, master, pub, hlsConfig);
+    loopDelay.disable();
+    const benchLoopDelayMs = { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 };
     const ttff = await timeToFirstFrame(browser, pageUrl, master, hlsConfig);
     abort.abort();
     const followerStats = await Promise.all(followers);
@@ -277,6 +283,7 @@ async function runTributary(browser: Browser, pageUrl: string, label: string, go
         blockingClients: followerStats,
         pdtMinusPublisherSendMs: ingestOffsetsMs.slice(0, 12),
         t0CalibrationReports: pub.reports(),
+        benchEventLoopDelayMs: benchLoopDelayMs,
       },
     });
   } finally {
