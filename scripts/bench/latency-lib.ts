@@ -82,9 +82,19 @@ export interface CalibratedPublisher {
  */
 export function publishPainted(clip: string, clipSeconds: number, url: string): CalibratedPublisher {
   const child = spawn('ffmpeg', [
-    '-hide_banner', '-nostdin', '-loglevel', 'error', '-re', '-stream_loop', '-1', '-i', clip,
-    '-c', 'copy', '-progress', 'pipe:1', '-stats_period', '0.005', '-f', 'flv', url,
+    '-hide_banner', '-nostdin', '-loglevel', 'error', ...PAINTED_INPUT(clip),
+    '-c', 'copy', ...PROGRESS_ARGS, '-f', 'flv', url,
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return calibrated(child, clipSeconds);
+}
+
+/** The painted clip read in real time, looping (the input of every publisher). */
+export const PAINTED_INPUT = (clip: string): string[] => ['-re', '-stream_loop', '-1', '-i', clip];
+/** FFmpeg's frame count on stdout every 5 ms: what `calibrated` reads. */
+export const PROGRESS_ARGS = ['-progress', 'pipe:1', '-stats_period', '0.005'];
+
+/** t0 calibration (see `publishPainted`) of any FFmpeg publishing the clip with PROGRESS_ARGS. */
+export function calibrated(child: ChildProcess, clipSeconds: number): CalibratedPublisher {
   let best = Infinity;
   let count = 0;
   let pending = '';

@@ -3,7 +3,7 @@
  * nginx-rtmp's plain HLS, side by side in the same run, 1 s and 2 s GOPs.
  *
  *   node scripts/bench/latency.ts [--gops 1,2] [--warmup 8] [--sample 20] [--ttff-runs 5]
- *                                 [--setups tributary,part0.2,part0.25,catchup,custom,nginx] [--clip 120]
+ *                                 [--setups tributary,whip,part0.2,part0.25,catchup,custom,nginx] [--clip 120]
  *                                 [--hls-config '{"startLevel":1}']   (hls.js config of the `custom` setup)
  *                                 [--server-env '{"TRIBUTARY_HLS_PART_TARGET_SECONDS":"0.2"}']   (its server env)
  *
@@ -19,8 +19,9 @@
  *       the number painted on every presented frame; latency = expected display time − (t0 + n/30).
  *   (c) time to first frame — fresh page, hls.loadSource() on the running stream → first presented
  *       frame (requestVideoFrameCallback presentationTime).
- * Setups: `tributary` (defaults), `part0.2` / `part0.25` (TRIBUTARY_HLS_PART_TARGET_SECONDS=0.2 /
- * 0.25, the default before 0.21), `catchup`
+ * Setups: `tributary` (defaults), `whip` (defaults, the same clip published over WHIP by a werift
+ * peer, see `publishPaintedWhip`; compared with `tributary` in its own table), `part0.2` / `part0.25`
+ * (TRIBUTARY_HLS_PART_TARGET_SECONDS=0.2 / 0.25, the default before 0.21), `catchup`
  * (defaults, hls.js with maxLiveSyncPlaybackRate 1.5 — not a default-config figure, it shows what
  * the player's own start-up slippage costs), `nginx` (reference); each with every --gops value.
  * Prints a table (setup × metric, p50/p95), the reference/Tributary ratios, and one JSON line.
@@ -40,15 +41,17 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Browser } from 'playwright-core';
 import { startServer, createLiveInput } from '../../test/helpers/server.ts';
 import { launchChromium } from '../../test/helpers/hlsjs-player.ts';
 import { parseMaster } from '../../test/helpers/probe.ts';
 import { printTable, sleep } from './bench-lib.ts';
 import {
-  FPS, followParts, frameSentAt, getText, paintedClip, parseMediaPlaylist, percentile, publishPainted, startNginxRef,
+  FPS, PAINTED_INPUT, PROGRESS_ARGS, calibrated, followParts, frameSentAt, getText, paintedClip, parseMediaPlaylist, percentile, publishPainted, startNginxRef,
   type CalibratedPublisher, type PartSighting,
 } from './latency-lib.ts';
+import { publishWithWerift } from '../../test/helpers/whip-werift-publisher.ts';
 import { LatencyPlayer, startLatencyPageServer, type PlayerResult } from './latency-player.ts';
 
 const { values } = parseArgs({
@@ -91,6 +94,8 @@ const dist = (xs: number[]): Dist => ({ p50: percentile(xs, 50), p95: percentile
 interface SetupResult {
   label: string;
   server: 'tributary' | 'nginx';
+  /** How the clip reaches Tributary (nginx: RTMP). */
+  source?: 'rtmp' | 'whip';
   gopSeconds: number;
   env: Record<string, string>;
   /** hls.js config beyond lowLatencyMode: true (empty = defaults). */
@@ -228,15 +233,41 @@ function ttffBreakdown(timelines: PlayerResult['events'][]): Record<string, numb
   };
 }
 
+/**
+ * The painted clip over WHIP, as OBS would send it: a werift peer (ICE-lite server, NACK, PLI)
+ * carries the clip's H.264 (copied, parameter sets in band) and its audio as Opus, which FFmpeg
+ * sends as RTP to the peer's local ports at the clip's pace. t0 is calibrated the same way as
+ * for RTMP, from the FFmpeg that sends the frames.
+ */
+async function publishPaintedWhip(clip: string, server: { httpUrl: string }, input: { uid: string; streamKey: string }): Promise<{ pub: CalibratedPublisher; stop: () => Promise<void> }> {
+  const peer = await publishWithWerift({
+    url: `${server.httpUrl}/whip/${input.uid}`,
+    streamKey: input.streamKey,
+    ffmpegArgs: (ports) => [
+      '-hide_banner', '-nostdin', '-loglevel', 'error', ...PAINTED_INPUT(clip), ...PROGRESS_ARGS,
+      '-map', '0:v', '-c:v', 'copy', '-bsf:v', 'h264_mp4toannexb', '-payload_type', '102', '-f', 'rtp', `rtp://127.0.0.1:${ports.video}?pkt_size=1200`,
+      '-map', '0:a', '-c:a', 'libopus', '-ac', '2', '-b:a', '96k', '-payload_type', '111', '-f', 'rtp', `rtp://127.0.0.1:${ports.audio}?pkt_size=1200`,
+    ],
+  });
+  return { pub: calibrated(peer.ffmpeg, clipSeconds), stop: () => peer.stop() };
+}
+
 async function runTributary(browser: Browser, pageUrl: string, label: string, gop: number, env: Record<string, string>,
-  hlsConfig: Record<string, unknown> = {}): Promise<void> {
+  hlsConfig: Record<string, unknown> = {}, source: 'rtmp' | 'whip' = 'rtmp'): Promise<void> {
   const clip = await paintedClip({ seconds: clipSeconds, gopSeconds: gop });
   const server = await startServer({ env, startTimeoutMs: 60_000 });
   let pub: CalibratedPublisher | undefined;
+  let stopWhip: (() => Promise<void>) | undefined;
   const abort = new AbortController();
   try {
     const input = await createLiveInput(server);
-    pub = publishPainted(clip, clipSeconds, `${server.rtmpBase}/${input.streamKey}`);
+    if (source === 'whip') {
+      const whip = await publishPaintedWhip(clip, server, input);
+      pub = whip.pub;
+      stopWhip = whip.stop;
+    } else {
+      pub = publishPainted(clip, clipSeconds, `${server.rtmpBase}/${input.streamKey}`);
+    }
     const master = `${server.httpUrl}/${input.uid}/manifest/video.m3u8`;
     const masterText = await waitFor200(master, 30_000);
     const variants = parseMaster(masterText).map((v) => ({ name: v.uri.split('/')[0]!, url: new URL(v.uri, master).toString() }));
@@ -253,7 +284,12 @@ async function runTributary(browser: Browser, pageUrl: string, label: string, go
       } : undefined),
     );
 
+    // This process sends the WHIP publisher's SRTP (werift, in JS): its event-loop delay is part of that path.
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
     const g = await glassToPlayer(browser, pageUrl, master, pub, hlsConfig);
+    loopDelay.disable();
+    const benchLoopDelayMs = { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 };
     const ttff = await timeToFirstFrame(browser, pageUrl, master, hlsConfig);
     abort.abort();
     const followerStats = await Promise.all(followers);
@@ -289,7 +325,7 @@ async function runTributary(browser: Browser, pageUrl: string, label: string, go
 
     const parts = sightings.get(variants[0]!.name)!;
     results.push({
-      label, server: 'tributary', gopSeconds: gop, env, hlsConfig,
+      label, server: 'tributary', source, gopSeconds: gop, env, hlsConfig,
       partAvailability, partAvailabilityFromPartEnd,
       glassToPlayer: dist(g.lat),
       timeToFirstFrame: { ...dist(ttff.runs), runs: ttff.runs, failed: ttff.failed },
@@ -303,12 +339,14 @@ async function runTributary(browser: Browser, pageUrl: string, label: string, go
         blockingClients: followerStats,
         pdtMinusPublisherSendMs: ingestOffsetsMs.slice(0, 12),
         t0CalibrationReports: pub.reports(),
+        benchEventLoopDelayMs: benchLoopDelayMs,
       },
     });
   } finally {
     abort.abort();
     pub?.child.kill('SIGKILL');
     await pub?.exited;
+    await stopWhip?.();
     await server.stop();
     await server.cleanup();
   }
@@ -383,6 +421,10 @@ try {
         process.stdout.write(`Tributary, defaults, ${gop} s GOP…\n`);
         await runTributary(browser, pages.url, `Tributary LL-HLS, defaults, ${gop} s GOP`, gop, {});
       }
+      if (setups.has('whip')) {
+        process.stdout.write(`Tributary, defaults, WHIP source, ${gop} s GOP…\n`);
+        await runTributary(browser, pages.url, `Tributary LL-HLS, defaults, WHIP source, ${gop} s GOP`, gop, {}, {}, 'whip');
+      }
       if (setups.has('part0.2')) {
         process.stdout.write(`Tributary, part target 0.2 s, ${gop} s GOP…\n`);
         await runTributary(browser, pages.url, `Tributary LL-HLS, part 0.2 s, ${gop} s GOP`, gop, { TRIBUTARY_HLS_PART_TARGET_SECONDS: '0.2' });
@@ -454,7 +496,7 @@ try {
   const ratioRows: Array<Array<string | number>> = [];
   for (const gop of gops) {
     const ref = results.find((r) => r.server === 'nginx' && r.gopSeconds === gop);
-    const trib = results.find((r) => r.server === 'tributary' && r.gopSeconds === gop && Object.keys(r.env).length === 0 &&
+    const trib = results.find((r) => r.server === 'tributary' && r.source !== 'whip' && r.gopSeconds === gop && Object.keys(r.env).length === 0 &&
       Object.keys(r.hlsConfig ?? {}).length === 0);
     if (!ref || !trib) continue;
     const g = ref.glassToPlayer.p50 / trib.glassToPlayer.p50;
@@ -465,7 +507,20 @@ try {
   }
   printTable('Reference / Tributary (defaults), ratio of p50s (higher = Tributary faster)', ['GOP', 'glass-to-player', 'time to first frame'], ratioRows);
 
-  const targets = results.filter((r) => r.server === 'tributary' && Object.keys(r.hlsConfig ?? {}).length === 0).map((r) => {
+  // WHIP against RTMP into the same server defaults, same clip, same run.
+  const whipRows: Array<Array<string | number>> = [];
+  for (const gop of gops) {
+    const rtmp = results.find((r) => r.server === 'tributary' && r.source === 'rtmp' && r.gopSeconds === gop && Object.keys(r.env).length === 0 && Object.keys(r.hlsConfig ?? {}).length === 0);
+    const whip = results.find((r) => r.source === 'whip' && r.gopSeconds === gop);
+    if (!rtmp || !whip) continue;
+    ratios[`whipMinusRtmpGlassToPlayerP50Gop${gop}`] = whip.glassToPlayer.p50 - rtmp.glassToPlayer.p50;
+    whipRows.push([`${gop} s GOP`, fmt(rtmp.glassToPlayer), fmt(whip.glassToPlayer), whip.glassToPlayer.p50 - rtmp.glassToPlayer.p50, fmt(rtmp.timeToFirstFrame), fmt(whip.timeToFirstFrame)]);
+  }
+  if (whipRows.length > 0) {
+    printTable('WHIP source vs RTMP source (server defaults), seconds, p50 / p95', ['GOP', 'g2p RTMP', 'g2p WHIP', 'WHIP − RTMP p50', 'ttff RTMP', 'ttff WHIP'], whipRows);
+  }
+
+  const targets = results.filter((r) => r.server === 'tributary' && r.source !== 'whip' && Object.keys(r.hlsConfig ?? {}).length === 0).map((r) => {
     const part02 = r.env.TRIBUTARY_HLS_PART_TARGET_SECONDS === '0.2';
     if (r.env.TRIBUTARY_HLS_PART_TARGET_SECONDS === '0.25') return { label: r.label };
     const checks: Record<string, boolean> = part02
@@ -492,3 +547,5 @@ try {
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
+// A closed werift peer (the WHIP setup) can leave a handle behind that keeps the process alive.
+if (setups.has('whip')) process.exit(process.exitCode ?? 0);

@@ -46,6 +46,13 @@ export interface WeriftPublisherOptions {
   pathLossPercent?: number;
   /** H.264 High profile like OBS (default), or VP9 (libvpx-vp9 realtime). */
   video?: 'h264' | 'vp9';
+  /**
+   * The whole FFmpeg command instead of the test pattern: it must send video RTP (payload type
+   * 102) and Opus RTP (111) to the given local ports. Its stdout is piped (for progress reports).
+   */
+  ffmpegArgs?: (ports: { video: number; audio: number }) => string[];
+  /** ICE over IPv6 only, from the loopback [::1] too; and only this server candidate address kept from the answer. */
+  ipv6?: { onlyCandidate?: string };
 }
 
 /**
@@ -63,7 +70,7 @@ export async function publishWithWerift(opts: WeriftPublisherOptions): Promise<W
       ],
       audio: [useOPUS({ payloadType: 111 })],
     },
-    iceUseIpv6: false,
+    ...(opts.ipv6 ? { iceUseIpv4: false, iceUseIpv6: true, iceAdditionalHostAddresses: ['::1'] } : { iceUseIpv6: false }),
   });
   const video = new MediaStreamTrack({ kind: 'video' });
   const audio = new MediaStreamTrack({ kind: 'audio' });
@@ -117,11 +124,13 @@ export async function publishWithWerift(opts: WeriftPublisherOptions): Promise<W
     publisher.relay = await startLossRelay({ target, lossPercent: opts.pathLossPercent });
     remote = answerThroughRelay(answer, target, publisher.relay);
   }
+  const only = opts.ipv6?.onlyCandidate;
+  if (only) remote = remote.split('\r\n').filter((l) => !l.startsWith('a=candidate:') || l.split(' ')[4] === only).join('\r\n');
   await pc.setRemoteDescription({ type: 'answer', sdp: remote });
 
   const vPort = (videoSock.address() as { port: number }).port;
   const aPort = (audioSock.address() as { port: number }).port;
-  const ffmpeg = spawn(FFMPEG, [
+  const ffmpeg = spawn(FFMPEG, opts.ffmpegArgs ? opts.ffmpegArgs({ video: vPort, audio: aPort }) : [
     '-hide_banner', '-nostdin', '-loglevel', 'error', '-re',
     '-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${fps}`,
     '-re', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
@@ -131,9 +140,11 @@ export async function publishWithWerift(opts: WeriftPublisherOptions): Promise<W
       : ['-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-row-mt', '1', '-pix_fmt', 'yuv420p']),
     '-g', String(gop), '-b:v', '2M', '-payload_type', '102', ...(codec === 'vp9' ? ['-strict', 'experimental'] : []), '-f', 'rtp', `rtp://127.0.0.1:${vPort}?pkt_size=1200`,
     '-map', '1:a', '-c:a', 'libopus', '-ac', '2', '-b:a', '64k', '-payload_type', '111', '-f', 'rtp', `rtp://127.0.0.1:${aPort}?pkt_size=1200`,
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  ], { stdio: ['ignore', opts.ffmpegArgs ? 'pipe' : 'ignore', 'pipe'] });
   publisher.ffmpeg = ffmpeg;
-  publisher.stop = async (sendDelete = true) => {
+  let stopped: Promise<void> | undefined;
+  publisher.stop = (sendDelete = true) => (stopped ??= stop(sendDelete));
+  const stop = async (sendDelete: boolean) => {
     if (sendDelete) await fetch(publisher.location, { method: 'DELETE' }).catch(() => undefined);
     if (ffmpeg.exitCode === null && ffmpeg.signalCode === null) {
       const exited = new Promise((r) => ffmpeg.once('exit', r));

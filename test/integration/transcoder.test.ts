@@ -219,8 +219,14 @@ describe('Transcoder with real FFmpeg', () => {
     await started;
     const firstPid = t.pid ?? 0;
     const restarted = once(t, 'restart');
+    // Before the replacement starts, the publisher is asked for a keyframe (WHIP sends a PLI).
+    let keyframeWantedBeforeRestart = false;
+    t.once('keyframeWanted', () => {
+      keyframeWantedBeforeRestart = t.restarts === 0;
+    });
     process.kill(firstPid, 'SIGKILL');
     const [attempt, lastError] = (await restarted) as [number, Error];
+    expect(keyframeWantedBeforeRestart).toBe(true);
     expect(attempt).toBe(1);
     expect(lastError.message).toMatch(/SIGKILL/);
     const secondPid = t.pid ?? 0;

@@ -39,6 +39,8 @@ describe('WHIP ingest: an OBS-like publisher, faults and bad input', () => {
         TRIBUTARY_WHIP_MAX_PENDING_PER_ADDRESS: '2',
         TRIBUTARY_WHIP_AUTH_FAILURE_DELAY_MS: '100',
         TRIBUTARY_WHIP_ALLOWED_ORIGINS: '["studio.example"]',
+        // Loopback is skipped by default; listed, it gives an [::1] host candidate.
+        TRIBUTARY_WHIP_ADDITIONAL_HOST_ADDRESSES: '["::1"]',
       },
     });
   });
@@ -137,6 +139,24 @@ describe('WHIP ingest: an OBS-like publisher, faults and bad input', () => {
     expect(Number(finalized.duration)).toBeGreaterThan(6);
     // The recording decodes from end to end, across the repaired loss and the FFmpeg restart.
     expect(await decodedDuration(`${server.httpUrl}/${String(ended.video)}/manifest/video.m3u8`)).toBeGreaterThan(6);
+  });
+
+  it('VP9 from a werift peer over IPv6 (the [::1] candidate): transcoded to H.264, played by ffprobe', async () => {
+    const input = await createLiveInput(server, { meta: { name: 'vp9 over ipv6' } });
+    const publisher = await publishWithWerift({
+      url: `${server.httpUrl}/whip/${input.uid}`, streamKey: input.streamKey, width: 640, height: 360, gop: 30, video: 'vp9', ipv6: { onlyCandidate: '::1' },
+    });
+    publishers.push(publisher);
+    const masterUrl = `${server.httpUrl}/${input.uid}/manifest/video.m3u8`;
+    const source = parseMaster(await waitForHttp200(masterUrl, 40_000))[0]!;
+    expect(server.logs.find((l) => l.msg === 'whip session answered' && l.liveInputUid === input.uid)?.video).toBe('vp9');
+    // The media went over IPv6 loopback: the only candidate the publisher was given, and the pair ICE chose.
+    expect(publisher.pc.iceTransports[0]?.connection.nominated?.remoteCandidate.host).toBe('::1');
+    expect(source.attrs.CODECS).toMatch(/^avc1\.64[0-9a-f]{4},mp4a\.40\.2$/i);
+    const probe = await ffprobe(masterUrl);
+    expect(probe.streams.some((s) => s.codec_type === 'video' && s.codec_name === 'h264' && s.width === 640 && s.height === 360)).toBe(true);
+    await publisher.stop();
+    await server.waitForLog((l) => l.msg === 'session ending' && l.liveInput === input.uid, 15_000);
   });
 
   it('refuses bad offers, bad keys and floods with the right 4xx, and keeps serving', async () => {
