@@ -587,9 +587,11 @@ export class App {
     const liveSessions = this.#sessions;
     // Bound once the viewer counter exists (below): WHEP viewers count like HLS ones.
     let touchWhepViewer: (uid: string, viewerId: string) => void = () => {};
+    let admitWhepViewer: (uid: string, viewerKey: string) => Promise<boolean> = async () => true;
     const whep = wp.enabled && hasRole(config, 'origin')
       ? new WhepPlayback({
           touchViewer: (uid, viewerId) => touchWhepViewer(uid, viewerId),
+          admitViewer: (uid, viewerKey) => admitWhepViewer(uid, viewerKey),
           logger: log.child({ component: 'whep' }),
           sources: {
             live: (uid) => {
@@ -670,6 +672,8 @@ export class App {
       onError: (error) => log.warn({ err: error }, 'could not check the viewer limit; viewer let in'),
     });
     this.#viewerAdmission = admission;
+    // WHEP viewers take a slot of the same per-stream limit as LL-HLS ones.
+    if (config.limits.maxViewersPerStream > 0) admitWhepViewer = (uid, viewerKey) => admission.admit(uid, viewerKey);
     touchWhepViewer = (uid, viewerId) => viewers.touch(uid, viewerId);
     if (whip) metrics?.observeWhip(() => whip.sessionCount);
     if (whep) metrics?.observeWhep(() => whep.viewerCount);
@@ -748,6 +752,7 @@ export class App {
           ? {
               whep: {
                 maxSdpBytes: wp.maxSdpBytes,
+                tooManyViewersRetryAfterSeconds: admission.retryAfterSeconds,
                 service: {
                   play: (req: { liveInputUid: string; sdp: string; remoteAddress: string }) => whep.play(req),
                   isLive: (uid: string) => sessions.session(uid)?.state !== undefined && sessions.session(uid)?.state !== 'ended',

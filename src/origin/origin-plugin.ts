@@ -39,7 +39,7 @@ export interface OriginOptions {
   /** Set on a node of a cluster (several nodes sharing Redis and the object store). */
   cluster?: ClusterPlayback;
   /** WHEP playback (`POST /{id}/webRTC/play`) of live streams on this node. */
-  whep?: { service: WhepService; maxSdpBytes: number };
+  whep?: { service: WhepService; maxSdpBytes: number; tooManyViewersRetryAfterSeconds?: number };
 }
 
 // Ids are 32 hex chars (live input or video uid). Rendition names and file names are checked
@@ -196,6 +196,7 @@ export async function originPlugin(app: FastifyInstance, opts: OriginOptions): P
     await app.register(whepRoutes, {
       whep: whep.service,
       maxSdpBytes: whep.maxSdpBytes,
+      ...(whep.tooManyViewersRetryAfterSeconds !== undefined ? { tooManyViewersRetryAfterSeconds: whep.tooManyViewersRetryAfterSeconds } : {}),
       // The same check as HLS; a token in the query or the Authorization header, never redirected.
       authorize: (req, reply, id, token) => {
         const tokenParam = (req.query as Record<string, string | string[] | undefined>).token;

@@ -24,6 +24,8 @@ export interface WhepRoutesOptions {
   authorize: (req: FastifyRequest, reply: FastifyReply, id: string, token: string | undefined) => Promise<{ uid: string } | undefined>;
   /** In a cluster: the advertised URL of the node that holds this input's live session, if another. */
   ownerUrl?: (liveInputUid: string) => Promise<string | undefined>;
+  /** Retry-After sent with TOO_MANY_VIEWERS (the per-stream viewer limit), seconds. */
+  tooManyViewersRetryAfterSeconds?: number;
 }
 
 const ID = /^[0-9a-f]{32}$/;
@@ -83,7 +85,10 @@ export async function whepRoutes(app: FastifyInstance, opts: WhepRoutesOptions):
       const owner = await opts.ownerUrl(uid);
       if (owner) return reply.code(307).header('cache-control', 'no-store').header('location', `${owner.replace(/\/$/, '')}/${encodeURIComponent(req.params.id)}/webRTC/play`).send();
     }
-    const { viewer, answer } = await opts.whep.play({ liveInputUid: uid, sdp, remoteAddress: req.ip });
+    const { viewer, answer } = await opts.whep.play({ liveInputUid: uid, sdp, remoteAddress: req.ip }).catch((error: unknown) => {
+      if ((error as { code?: unknown }).code === 'TOO_MANY_VIEWERS') reply.header('retry-after', String(opts.tooManyViewersRetryAfterSeconds ?? 15));
+      throw error;
+    });
     return reply
       .code(201)
       .type(SDP_TYPE)

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Logger } from '../observability/logger.ts';
 import type { DropReason } from './rtp-fanout.ts';
 import { WhepFeed, type WhepFeedSettings, type WhepSource } from './whep-feed.ts';
@@ -11,6 +12,7 @@ export type WhepErrorCode =
   | 'LIVE_INPUT_NOT_LIVE'
   | 'WHEP_SESSION_NOT_FOUND'
   | 'NODE_AT_CAPACITY'
+  | 'TOO_MANY_VIEWERS'
   | 'SHUTTING_DOWN';
 
 export class WhepError extends Error {
@@ -49,6 +51,11 @@ export interface WhepPlaybackOptions {
   metrics?: WhepPlaybackMetrics;
   /** Counts a viewer of a live input (called about every few seconds per connected viewer). */
   touchViewer?: (liveInputUid: string, viewerId: string) => void;
+  /**
+   * The per-stream viewer limit shared with LL-HLS (limits.maxViewersPerStream, cluster-wide):
+   * false refuses the new viewer. The key is the one touchViewer later counts it under.
+   */
+  admitViewer?: (liveInputUid: string, viewerKey: string) => Promise<boolean>;
 }
 
 const TICK_MS = 250;
@@ -102,11 +109,16 @@ export class WhepPlayback {
     if (this.viewersOf(req.liveInputUid) >= s.maxViewersPerSession) {
       throw new WhepError('NODE_AT_CAPACITY', 'this live input has its maximum of WHEP viewers on this node');
     }
+    const id = randomBytes(16).toString('hex');
+    if (this.#opts.admitViewer && !(await this.#opts.admitViewer(req.liveInputUid, `whep:${id}`))) {
+      throw new WhepError('TOO_MANY_VIEWERS', 'this live stream has as many viewers as it may have; retry later');
+    }
     const feed = this.#feedFor(source);
     // The H.264 variant closest to the source's profile, now that the feed has read its configuration.
     const analysis = analyzeWhepOffer(req.sdp, feed.profileIdc);
     if (!analysis.ok) throw new WhepError('WHEP_SDP_INVALID', analysis.reason);
     const viewer = new WhepViewer({
+      id,
       liveInputUid: req.liveInputUid,
       choice: analysis.choice,
       offer: req.sdp,

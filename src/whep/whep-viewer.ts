@@ -15,6 +15,8 @@ export interface WhepViewerSettings {
 }
 
 export interface WhepViewerOptions {
+  /** Chosen by the caller when it must name the viewer before the peer exists (admission). */
+  id?: string;
   liveInputUid: string;
   choice: WhepChoice;
   offer: string;
@@ -39,7 +41,7 @@ type State = 'new' | 'pending' | 'connected' | 'closed';
  * transport, or the end of the live session.
  */
 export class WhepViewer implements FanoutViewer<RtpPacket> {
-  readonly id = randomBytes(16).toString('hex');
+  readonly id: string;
   readonly etag = `"${randomBytes(8).toString('hex')}"`;
   readonly liveInputUid: string;
   readonly remoteAddress: string;
@@ -56,6 +58,7 @@ export class WhepViewer implements FanoutViewer<RtpPacket> {
 
   constructor(opts: WhepViewerOptions) {
     this.#opts = opts;
+    this.id = opts.id ?? randomBytes(16).toString('hex');
     this.liveInputUid = opts.liveInputUid;
     this.remoteAddress = opts.remoteAddress;
     this.#log = opts.logger.child({ whepViewer: this.id, liveInputUid: opts.liveInputUid });

@@ -5,6 +5,7 @@ import { publishTestStream, type TestPublisher } from '../helpers/ffmpeg-publish
 import { ffprobe, parseMaster } from '../helpers/probe.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
 import { watchLlHls, type LlHlsViewer } from '../helpers/llhls-viewer.ts';
+import { playWithWerift } from '../helpers/whep-werift-viewer.ts';
 
 interface StatusView {
   current: { state: string; statusEnteredAt: string; ingestProtocol?: string; health?: { renditions: string[]; width?: number; height?: number; videoCodec?: string } };
@@ -91,6 +92,13 @@ describe('viewers per stream across nodes, and live status on a non-owner node',
       expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
       expect(await r.json()).toMatchObject({ errors: [{ code: 'TOO_MANY_VIEWERS' }] });
     }
+    // A WHEP viewer takes a slot of the same limit: refused too, on the owner.
+    const whepRefused = await playWithWerift(`${a.httpUrl}/${input.uid}/webRTC/play`).then(
+      () => ({ status: 201, body: '' }),
+      (error: { status: number; body: string }) => error,
+    );
+    expect(whepRefused.status).toBe(429);
+    expect(JSON.parse(whepRefused.body)).toMatchObject({ errors: [{ code: 'TOO_MANY_VIEWERS' }] });
     // A forged node-to-node credential does not get around the limit.
     const forged = await fetch(masterA, { headers: { 'user-agent': 'viewer-3', 'x-tributary-internal': 'guess' } });
     expect(forged.status).toBe(429);
