@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { analyzeOffer, fmtpValue, fragmentUfrag } from '../../../src/ingest/whip/whip-offer.ts';
+import { analyzeOffer, fragmentUfrag } from '../../../src/ingest/whip/whip-offer.ts';
+import { fmtpValue } from '../../../src/webrtc/sdp-offer.ts';
 import { isDecoderStart, isKeyframeStart } from '../../../src/ingest/whip/rtp-keyframe.ts';
 import { announcePublicAddresses } from '../../../src/webrtc/public-candidates.ts';
 import { TimestampRebaser } from '../../../src/ingest/whip/timestamp-rebaser.ts';
