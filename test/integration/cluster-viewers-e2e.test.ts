@@ -6,22 +6,13 @@ import { ffprobe, parseMaster } from '../helpers/probe.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
 import { watchLlHls, type LlHlsViewer } from '../helpers/llhls-viewer.ts';
 import { playWithWerift } from '../helpers/whep-werift-viewer.ts';
+import { until } from '../helpers/until.ts';
 
 interface StatusView {
   current: { state: string; statusEnteredAt: string; ingestProtocol?: string; health?: { renditions: string[]; width?: number; height?: number; videoCodec?: string } };
 }
 
 const asViewer = (ua: string) => ({ headers: { 'user-agent': ua } });
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 // Two nodes on one Redis: A ingests and serves, B relays from A. A limit of two viewers per
 // stream holds across both (one sorted set in Redis), a viewer relayed through B counts once,

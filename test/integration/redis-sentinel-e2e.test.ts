@@ -7,22 +7,13 @@ import { publishTestStream, type TestPublisher } from '../helpers/ffmpeg-publish
 import { parseMaster } from '../helpers/probe.ts';
 import { startTestSentinelGroup, type TestSentinelGroup } from '../helpers/redis-sentinel.ts';
 import { watchLlHls, type LlHlsViewer } from '../helpers/llhls-viewer.ts';
+import { until } from '../helpers/until.ts';
 
 interface InputView {
   uid: string;
   streamKey?: string;
   rtmp: { streamKey: string };
   status: { current: { state: string } } | null;
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 // Tributary on Redis Sentinel (a master, a replica, three sentinels), as an operator with a
