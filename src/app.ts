@@ -21,6 +21,7 @@ import { CertificateWatcher, readCertificatePair } from './ingest/rtmp/certifica
 import { WhipIngest } from './ingest/whip/whip-ingest.ts';
 import { whipRoutes } from './ingest/whip/whip-routes.ts';
 import { WhepPlayback } from './whep/whep-playback.ts';
+import type { IceNetworkSettings } from './webrtc/ice-network.ts';
 import { SessionRegistry, type LiveInputDirectory, type LiveStatusView } from './live/session-registry.ts';
 import { IngestRefusal } from './live/ingest-contract.ts';
 import { originPlugin } from './origin/origin-plugin.ts';
@@ -554,6 +555,15 @@ export class App {
 
     // WHIP: one werift peer and one bridge FFmpeg per publisher; its media joins the same sessions.
     const w = config.whip;
+    // WHIP publishers and WHEP viewers share the WebRTC network settings (the whip.* UDP range).
+    const iceNetwork: IceNetworkSettings = {
+      portMin: w.udpPortMin,
+      portMax: w.udpPortMax,
+      ipv4: w.ipv4,
+      ipv6: w.ipv6,
+      publicIps: w.publicIps,
+      additionalHostAddresses: w.additionalHostAddresses,
+    };
     const whip = w.enabled && hasRole(config, 'ingest')
       ? new WhipIngest({
           handler: this.#sessions,
@@ -562,14 +572,7 @@ export class App {
           maxSessions: w.maxSessions,
           authFailureDelayMs: w.authFailureDelayMs,
           session: {
-            network: {
-              portMin: w.udpPortMin,
-              portMax: w.udpPortMax,
-              ipv4: w.ipv4,
-              ipv6: w.ipv6,
-              publicIps: w.publicIps,
-              additionalHostAddresses: w.additionalHostAddresses,
-            },
+            network: iceNetwork,
             ffmpegPath: config.ffmpeg.path,
             maxRestarts: config.ffmpeg.maxRestarts,
             gopSeconds: config.transcode.gopSeconds,
@@ -610,14 +613,7 @@ export class App {
           },
           settings: {
             viewer: {
-              network: {
-                portMin: w.udpPortMin,
-                portMax: w.udpPortMax,
-                ipv4: w.ipv4,
-                ipv6: w.ipv6,
-                publicIps: w.publicIps,
-                additionalHostAddresses: w.additionalHostAddresses,
-              },
+              network: iceNetwork,
               connectTimeoutMs: wp.connectTimeoutMs,
               consentTimeoutMs: wp.consentTimeoutMs,
             },
