@@ -3,7 +3,7 @@
  * nginx-rtmp's plain HLS, side by side in the same run, 1 s and 2 s GOPs.
  *
  *   node scripts/bench/latency.ts [--gops 1,2] [--warmup 8] [--sample 20] [--ttff-runs 5]
- *                                 [--setups tributary,part0.2,part0.25,catchup,custom,nginx] [--clip 120]
+ *                                 [--setups tributary,part0.2,part0.25,catchup,embed,custom,nginx] [--clip 120]
  *                                 [--hls-config '{"startLevel":1}']   (hls.js config of the `custom` setup)
  *                                 [--server-env '{"TRIBUTARY_HLS_PART_TARGET_SECONDS":"0.2"}']   (its server env)
  *
@@ -22,7 +22,8 @@
  * Setups: `tributary` (defaults), `part0.2` / `part0.25` (TRIBUTARY_HLS_PART_TARGET_SECONDS=0.2 /
  * 0.25, the default before 0.21), `catchup`
  * (defaults, hls.js with maxLiveSyncPlaybackRate 1.5 — not a default-config figure, it shows what
- * the player's own start-up slippage costs), `nginx` (reference); each with every --gops value.
+ * the player's own start-up slippage costs), `embed` (our embed player: catch-up 1.5x plus its one-shot
+ * skip of the start-up delay when playback starts), `nginx` (reference); each with every --gops value.
  * Prints a table (setup × metric, p50/p95), the reference/Tributary ratios, and one JSON line.
  * Also, to tell server-side delay from the player's: per setup, when each part's bytes were in
  * hls.js against the ingest of its last frame (server PDT clock), and hls.js's own view while
@@ -126,11 +127,12 @@ async function waitFor200(url: string, timeoutMs: number): Promise<string> {
 }
 
 /** (b): play, warm up, read painted numbers for `sampleS`. */
-async function glassToPlayer(browser: Browser, pageUrl: string, src: string, pub: CalibratedPublisher, hlsConfig: Record<string, unknown>) {
+async function glassToPlayer(browser: Browser, pageUrl: string, src: string, pub: CalibratedPublisher, hlsConfig: Record<string, unknown>,
+  playerOpts: { syncStart?: boolean } = {}) {
   const player = await LatencyPlayer.open(browser, pageUrl);
   try {
     await player.setReading(true);
-    await player.start(src, hlsConfig);
+    await player.start(src, hlsConfig, playerOpts);
     const first = await player.waitFirstFrame(30_000);
     if (first === undefined) throw new Error('no frame within 30 s');
     await sleep(warmupS * 1000);
@@ -171,7 +173,7 @@ async function glassToPlayer(browser: Browser, pageUrl: string, src: string, pub
       player: {
         hlsjs: r.version, levels: r.levels, levelAtEnd: r.level, stalls: r.stalls, errors: [...new Set(r.errors)],
         framesRead: sampled.length, ambiguousFrames: r.ambiguous, nonConsecutive: jumps, glassToPlayerFirstHalfSecond: atStart,
-        targetLatency: r.targetLatency, hlsLatencyAtEnd: r.hlsLatency, firstFrameMs: first,
+        targetLatency: r.targetLatency, hlsLatencyAtEnd: r.hlsLatency, firstFrameMs: first, startSkip: r.startSkip,
       },
     };
   } finally {
@@ -180,14 +182,15 @@ async function glassToPlayer(browser: Browser, pageUrl: string, src: string, pub
 }
 
 /** (c) */
-async function timeToFirstFrame(browser: Browser, pageUrl: string, src: string, hlsConfig: Record<string, unknown>): Promise<{ runs: number[]; failed: number; timelines: PlayerResult['events'][] }> {
+async function timeToFirstFrame(browser: Browser, pageUrl: string, src: string, hlsConfig: Record<string, unknown>,
+  playerOpts: { syncStart?: boolean } = {}): Promise<{ runs: number[]; failed: number; timelines: PlayerResult['events'][] }> {
   const runs: number[] = [];
   const timelines: PlayerResult['events'][] = [];
   let failed = 0;
   for (let i = 0; i < ttffRuns; i++) {
     const player = await LatencyPlayer.open(browser, pageUrl);
     try {
-      await player.start(src, hlsConfig);
+      await player.start(src, hlsConfig, playerOpts);
       const t = await player.waitFirstFrame(15_000);
       if (t === undefined) failed++;
       else {
@@ -229,7 +232,7 @@ function ttffBreakdown(timelines: PlayerResult['events'][]): Record<string, numb
 }
 
 async function runTributary(browser: Browser, pageUrl: string, label: string, gop: number, env: Record<string, string>,
-  hlsConfig: Record<string, unknown> = {}): Promise<void> {
+  hlsConfig: Record<string, unknown> = {}, playerOpts: { syncStart?: boolean } = {}): Promise<void> {
   const clip = await paintedClip({ seconds: clipSeconds, gopSeconds: gop });
   const server = await startServer({ env, startTimeoutMs: 60_000 });
   let pub: CalibratedPublisher | undefined;
@@ -253,8 +256,8 @@ async function runTributary(browser: Browser, pageUrl: string, label: string, go
       } : undefined),
     );
 
-    const g = await glassToPlayer(browser, pageUrl, master, pub, hlsConfig);
-    const ttff = await timeToFirstFrame(browser, pageUrl, master, hlsConfig);
+    const g = await glassToPlayer(browser, pageUrl, master, pub, hlsConfig, playerOpts);
+    const ttff = await timeToFirstFrame(browser, pageUrl, master, hlsConfig, playerOpts);
     abort.abort();
     const followerStats = await Promise.all(followers);
 
@@ -396,6 +399,11 @@ try {
         await runTributary(browser, pages.url, `Tributary LL-HLS, defaults, hls.js catch-up 1.5x, ${gop} s GOP`, gop, {},
           { maxLiveSyncPlaybackRate: 1.5 });
       }
+      if (setups.has('embed')) {
+        process.stdout.write(`Tributary, defaults, embed player (hls.js catch-up 1.5x + start-up skip), ${gop} s GOP…\n`);
+        await runTributary(browser, pages.url, `Tributary LL-HLS, defaults, embed player (catch-up 1.5x + start-up skip), ${gop} s GOP`, gop, {},
+          { maxLiveSyncPlaybackRate: 1.5 }, { syncStart: true });
+      }
       if (setups.has('custom')) {
         const cfg = JSON.parse(values['hls-config']) as Record<string, unknown>;
         const env = JSON.parse(values['server-env']) as Record<string, string>;
@@ -435,9 +443,10 @@ try {
     return [r.label, String(p.levelAtEnd), String(p.framesRead), String(p.ambiguousFrames), String(p.nonConsecutive), String(p.stalls),
       Number(p.firstFrameMs).toFixed(0), Number(p.glassToPlayerFirstHalfSecond).toFixed(2),
       p.targetLatency === null || p.targetLatency === undefined ? '-' : Number(p.targetLatency).toFixed(2),
-      Array.isArray(r.details.pdtMinusPublisherSendMs) ? (r.details.pdtMinusPublisherSendMs as number[]).slice(0, 4).join(',') : '-'];
+      Array.isArray(r.details.pdtMinusPublisherSendMs) ? (r.details.pdtMinusPublisherSendMs as number[]).slice(0, 4).join(',') : '-',
+      p.startSkip === null || p.startSkip === undefined ? '-' : String(p.startSkip)];
   });
-  printTable('Player and clock checks', ['setup', 'level', 'frames read', 'ambiguous', 'non-consecutive', 'stalls', '1st frame ms', 'g2p at start s', 'hls.js targetLatency', 'PDT − send (ms)'], playerRows);
+  printTable('Player and clock checks', ['setup', 'level', 'frames read', 'ambiguous', 'non-consecutive', 'stalls', '1st frame ms', 'g2p at start s', 'hls.js targetLatency', 'PDT − send (ms)', 'start skip s'], playerRows);
 
   const bd = (r: SetupResult) => r.details.breakdown as Record<string, Dist> & { waiting: number };
   printTable('Where the latency sits (steady state, p50 / p95): part bytes in hls.js − ingest of the part\'s last frame; hls.js latency (from playlist edge), target, buffer ahead, rate',
