@@ -60,7 +60,7 @@ const PAGE = `<!doctype html>
   // The embed player's one-shot start-up skip (src/origin/embed/embed-player.js, syncStart).
   let startSynced = false;
   function syncStart(hls) {
-    if (startSynced) return;
+    if (startSynced || video.paused || !(hls.latency > 0) || !hls.targetLatency) return;
     startSynced = true;
     const excess = hls.latency - (hls.targetLatency || 0);
     if (!(excess > 0.1) || !video.buffered.length) return;
@@ -69,7 +69,7 @@ const PAGE = `<!doctype html>
   }
   window.start = (src, extra, opts) => {
     const hls = window.hls = new Hls({ lowLatencyMode: true, ...(extra || {}) });
-    if (opts && opts.syncStart) video.addEventListener('playing', () => syncStart(hls));
+    if (opts && opts.syncStart) video.addEventListener('timeupdate', () => syncStart(hls));
     hls.on(Hls.Events.MANIFEST_PARSED, (_e, d) => { r.levels = d.levels.map((l) => l.height); });
     hls.on(Hls.Events.LEVEL_SWITCHED, (_e, d) => { r.level = d.level; });
     hls.on(Hls.Events.MANIFEST_LOADED, () => ev('manifest'));

@@ -96,16 +96,17 @@
 
   video.addEventListener('playing', function () {
     setState('playing', '');
-    syncStart();
   });
+  video.addEventListener('timeupdate', syncStart);
 
   // hls.js picks its start PART-HOLD-BACK behind the live edge as of its first playlist, then
   // spends 0.2–0.5 s fetching and decoding the first parts; at playback rate 1 that delay stays
-  // as extra latency for the whole session. Once, when playback starts, skip it (keeping 0.3 s
-  // buffered). Same as the `embed` setup of scripts/bench/latency.ts.
+  // as extra latency for the whole session. Once, when playback starts (the first time update at
+  // which hls.js knows its latency), skip it, keeping 0.3 s buffered. Same as the `embed` setup of
+  // scripts/bench/latency.ts.
   var startSynced = false;
   function syncStart() {
-    if (startSynced || !hls) return;
+    if (startSynced || !hls || video.paused || !(hls.latency > 0) || !hls.targetLatency) return;
     startSynced = true;
     var excess = hls.latency - (hls.targetLatency || 0);
     if (!(excess > 0.1) || !video.buffered.length) return;
