@@ -27,7 +27,7 @@ const PAGE = `<!doctype html>
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
   const r = window.result = { loadAt: null, firstFrameAt: null, samples: [], ambiguous: 0, errors: [], fatal: null,
     stalls: 0, levels: [], level: -1, version: Hls.version, targetLatency: null, reading: false,
-    events: [], parts: [], ticks: [], waiting: 0 };
+    events: [], parts: [], ticks: [], waiting: 0, startSkip: null };
   // The element ran out of data (hls.js reports a stall only after its own detection delay).
   video.addEventListener('waiting', () => { if (r.reading) r.waiting++; });
   // Start-up timeline (ms since loadSource), the first 60 hls.js events that matter.
@@ -57,8 +57,19 @@ const PAGE = `<!doctype html>
     }
     video.requestVideoFrameCallback(onFrame);
   }
-  window.start = (src, extra) => {
+  // The embed player's one-shot start-up skip (src/origin/embed/embed-player.js, syncStart).
+  let startSynced = false;
+  function syncStart(hls) {
+    if (startSynced || video.paused || !(hls.latency > 0) || !hls.targetLatency) return;
+    startSynced = true;
+    const excess = hls.latency - (hls.targetLatency || 0);
+    if (!(excess > 0.1) || !video.buffered.length) return;
+    const to = Math.min(video.currentTime + excess, video.buffered.end(video.buffered.length - 1) - 0.3);
+    if (to > video.currentTime + 0.05) { r.startSkip = +(to - video.currentTime).toFixed(3); video.currentTime = to; }
+  }
+  window.start = (src, extra, opts) => {
     const hls = window.hls = new Hls({ lowLatencyMode: true, ...(extra || {}) });
+    if (opts && opts.syncStart) video.addEventListener('timeupdate', () => syncStart(hls));
     hls.on(Hls.Events.MANIFEST_PARSED, (_e, d) => { r.levels = d.levels.map((l) => l.height); });
     hls.on(Hls.Events.LEVEL_SWITCHED, (_e, d) => { r.level = d.level; });
     hls.on(Hls.Events.MANIFEST_LOADED, () => ev('manifest'));
@@ -134,6 +145,8 @@ export interface PlayerResult {
   ticks: Array<[number, number, number, number, number]>;
   /** 'waiting' events of the video element while reading. */
   waiting: number;
+  /** Seconds skipped by the start-up sync (embed setup), null when none. */
+  startSkip: number | null;
 }
 
 export async function startLatencyPageServer(): Promise<{ url: string; close(): Promise<void> }> {
@@ -159,9 +172,13 @@ export class LatencyPlayer {
     return new LatencyPlayer(page);
   }
 
-  /** hls.loadSource(src) with `{ lowLatencyMode: true, ...extraConfig }`. */
-  async start(src: string, extraConfig: Record<string, unknown> = {}): Promise<void> {
-    await this.page.evaluate(([s, x]) => (globalThis as unknown as { start(s: string, x: unknown): void }).start(s, x), [src, extraConfig] as const);
+  /**
+   * hls.loadSource(src) with `{ lowLatencyMode: true, ...extraConfig }`; `syncStart`: the embed
+   * player's one-shot skip of the start-up delay when playback starts.
+   */
+  async start(src: string, extraConfig: Record<string, unknown> = {}, opts: { syncStart?: boolean } = {}): Promise<void> {
+    await this.page.evaluate(([s, x, o]) => (globalThis as unknown as { start(s: string, x: unknown, o: unknown): void }).start(s, x, o),
+      [src, extraConfig, opts] as const);
   }
 
   /** Plays over WHEP (POST an offer to `url`) instead of hls.js. */

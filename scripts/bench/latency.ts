@@ -3,7 +3,7 @@
  * nginx-rtmp's plain HLS, side by side in the same run, 1 s and 2 s GOPs.
  *
  *   node scripts/bench/latency.ts [--gops 1,2] [--warmup 8] [--sample 20] [--ttff-runs 5]
- *                                 [--setups tributary,whip,part0.2,part0.25,catchup,custom,nginx] [--clip 120]
+ *                                 [--setups tributary,whip,part0.2,part0.25,catchup,embed,custom,nginx] [--clip 120]
  *                                 [--hls-config '{"startLevel":1}']   (hls.js config of the `custom` setup)
  *                                 [--server-env '{"TRIBUTARY_HLS_PART_TARGET_SECONDS":"0.2"}']   (its server env)
  *
@@ -23,7 +23,8 @@
  * peer, see `publishPaintedWhip`; compared with `tributary` in its own table), `part0.2` / `part0.25`
  * (TRIBUTARY_HLS_PART_TARGET_SECONDS=0.2 / 0.25, the default before 0.21), `catchup`
  * (defaults, hls.js with maxLiveSyncPlaybackRate 1.5 — not a default-config figure, it shows what
- * the player's own start-up slippage costs), `nginx` (reference); each with every --gops value.
+ * the player's own start-up slippage costs), `embed` (our embed player: catch-up 1.5x plus its one-shot
+ * skip of the start-up delay when playback starts), `nginx` (reference); each with every --gops value.
  * Prints a table (setup × metric, p50/p95), the reference/Tributary ratios, and one JSON line.
  * Also, to tell server-side delay from the player's: per setup, when each part's bytes were in
  * hls.js against the ingest of its last frame (server PDT clock), and hls.js's own view while
@@ -131,11 +132,12 @@ async function waitFor200(url: string, timeoutMs: number): Promise<string> {
 }
 
 /** (b): play, warm up, read painted numbers for `sampleS`. */
-async function glassToPlayer(browser: Browser, pageUrl: string, src: string, pub: CalibratedPublisher, hlsConfig: Record<string, unknown>) {
+async function glassToPlayer(browser: Browser, pageUrl: string, src: string, pub: CalibratedPublisher, hlsConfig: Record<string, unknown>,
+  playerOpts: { syncStart?: boolean } = {}) {
   const player = await LatencyPlayer.open(browser, pageUrl);
   try {
     await player.setReading(true);
-    await player.start(src, hlsConfig);
+    await player.start(src, hlsConfig, playerOpts);
     const first = await player.waitFirstFrame(30_000);
     if (first === undefined) throw new Error('no frame within 30 s');
     await sleep(warmupS * 1000);
@@ -176,7 +178,7 @@ async function glassToPlayer(browser: Browser, pageUrl: string, src: string, pub
       player: {
         hlsjs: r.version, levels: r.levels, levelAtEnd: r.level, stalls: r.stalls, errors: [...new Set(r.errors)],
         framesRead: sampled.length, ambiguousFrames: r.ambiguous, nonConsecutive: jumps, glassToPlayerFirstHalfSecond: atStart,
-        targetLatency: r.targetLatency, hlsLatencyAtEnd: r.hlsLatency, firstFrameMs: first,
+        targetLatency: r.targetLatency, hlsLatencyAtEnd: r.hlsLatency, firstFrameMs: first, startSkip: r.startSkip,
       },
     };
   } finally {
@@ -185,14 +187,15 @@ async function glassToPlayer(browser: Browser, pageUrl: string, src: string, pub
 }
 
 /** (c) */
-async function timeToFirstFrame(browser: Browser, pageUrl: string, src: string, hlsConfig: Record<string, unknown>): Promise<{ runs: number[]; failed: number; timelines: PlayerResult['events'][] }> {
+async function timeToFirstFrame(browser: Browser, pageUrl: string, src: string, hlsConfig: Record<string, unknown>,
+  playerOpts: { syncStart?: boolean } = {}): Promise<{ runs: number[]; failed: number; timelines: PlayerResult['events'][] }> {
   const runs: number[] = [];
   const timelines: PlayerResult['events'][] = [];
   let failed = 0;
   for (let i = 0; i < ttffRuns; i++) {
     const player = await LatencyPlayer.open(browser, pageUrl);
     try {
-      await player.start(src, hlsConfig);
+      await player.start(src, hlsConfig, playerOpts);
       const t = await player.waitFirstFrame(15_000);
       if (t === undefined) failed++;
       else {
@@ -253,7 +256,7 @@ async function publishPaintedWhip(clip: string, server: { httpUrl: string }, inp
 }
 
 async function runTributary(browser: Browser, pageUrl: string, label: string, gop: number, env: Record<string, string>,
-  hlsConfig: Record<string, unknown> = {}, source: 'rtmp' | 'whip' = 'rtmp'): Promise<void> {
+  hlsConfig: Record<string, unknown> = {}, playerOpts: { syncStart?: boolean } = {}, source: 'rtmp' | 'whip' = 'rtmp'): Promise<void> {
   const clip = await paintedClip({ seconds: clipSeconds, gopSeconds: gop });
   const server = await startServer({ env, startTimeoutMs: 60_000 });
   let pub: CalibratedPublisher | undefined;
@@ -287,10 +290,10 @@ async function runTributary(browser: Browser, pageUrl: string, label: string, go
     // This process sends the WHIP publisher's SRTP (werift, in JS): its event-loop delay is part of that path.
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
     loopDelay.enable();
-    const g = await glassToPlayer(browser, pageUrl, master, pub, hlsConfig);
+    const g = await glassToPlayer(browser, pageUrl, master, pub, hlsConfig, playerOpts);
     loopDelay.disable();
     const benchLoopDelayMs = { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 };
-    const ttff = await timeToFirstFrame(browser, pageUrl, master, hlsConfig);
+    const ttff = await timeToFirstFrame(browser, pageUrl, master, hlsConfig, playerOpts);
     abort.abort();
     const followerStats = await Promise.all(followers);
 
@@ -423,7 +426,7 @@ try {
       }
       if (setups.has('whip')) {
         process.stdout.write(`Tributary, defaults, WHIP source, ${gop} s GOP…\n`);
-        await runTributary(browser, pages.url, `Tributary LL-HLS, defaults, WHIP source, ${gop} s GOP`, gop, {}, {}, 'whip');
+        await runTributary(browser, pages.url, `Tributary LL-HLS, defaults, WHIP source, ${gop} s GOP`, gop, {}, {}, {}, 'whip');
       }
       if (setups.has('part0.2')) {
         process.stdout.write(`Tributary, part target 0.2 s, ${gop} s GOP…\n`);
@@ -437,6 +440,11 @@ try {
         process.stdout.write(`Tributary, defaults, hls.js maxLiveSyncPlaybackRate 1.5, ${gop} s GOP…\n`);
         await runTributary(browser, pages.url, `Tributary LL-HLS, defaults, hls.js catch-up 1.5x, ${gop} s GOP`, gop, {},
           { maxLiveSyncPlaybackRate: 1.5 });
+      }
+      if (setups.has('embed')) {
+        process.stdout.write(`Tributary, defaults, embed player (hls.js catch-up 1.5x + start-up skip), ${gop} s GOP…\n`);
+        await runTributary(browser, pages.url, `Tributary LL-HLS, defaults, embed player (catch-up 1.5x + start-up skip), ${gop} s GOP`, gop, {},
+          { maxLiveSyncPlaybackRate: 1.5 }, { syncStart: true });
       }
       if (setups.has('custom')) {
         const cfg = JSON.parse(values['hls-config']) as Record<string, unknown>;
@@ -477,9 +485,10 @@ try {
     return [r.label, String(p.levelAtEnd), String(p.framesRead), String(p.ambiguousFrames), String(p.nonConsecutive), String(p.stalls),
       Number(p.firstFrameMs).toFixed(0), Number(p.glassToPlayerFirstHalfSecond).toFixed(2),
       p.targetLatency === null || p.targetLatency === undefined ? '-' : Number(p.targetLatency).toFixed(2),
-      Array.isArray(r.details.pdtMinusPublisherSendMs) ? (r.details.pdtMinusPublisherSendMs as number[]).slice(0, 4).join(',') : '-'];
+      Array.isArray(r.details.pdtMinusPublisherSendMs) ? (r.details.pdtMinusPublisherSendMs as number[]).slice(0, 4).join(',') : '-',
+      p.startSkip === null || p.startSkip === undefined ? '-' : String(p.startSkip)];
   });
-  printTable('Player and clock checks', ['setup', 'level', 'frames read', 'ambiguous', 'non-consecutive', 'stalls', '1st frame ms', 'g2p at start s', 'hls.js targetLatency', 'PDT − send (ms)'], playerRows);
+  printTable('Player and clock checks', ['setup', 'level', 'frames read', 'ambiguous', 'non-consecutive', 'stalls', '1st frame ms', 'g2p at start s', 'hls.js targetLatency', 'PDT − send (ms)', 'start skip s'], playerRows);
 
   const bd = (r: SetupResult) => r.details.breakdown as Record<string, Dist> & { waiting: number };
   printTable('Where the latency sits (steady state, p50 / p95): part bytes in hls.js − ingest of the part\'s last frame; hls.js latency (from playlist edge), target, buffer ahead, rate',

@@ -170,9 +170,10 @@
     document.body.setAttribute('data-protocol', 'hls');
     if (window.Hls && Hls.isSupported()) {
       // No worker: fMP4 needs no transmuxing, and the page's CSP allows no blob: scripts.
-      // Catch up at up to 1.5x: with hls.js defaults the start-up delay stays as latency for the
-      // whole session (measured: ~3 s glass-to-player without, ~1.3 s with; scripts/bench/latency.ts).
+      // Catch up at up to 1.5x after a stall (hls.js only speeds up while more than 1 s is
+      // buffered, so this never pushes below ~1.2 s; the start-up skip below does the rest).
       hls = new Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5, enableWorker: false, backBufferLength: 30 });
+      startSynced = false;
       hls.on(Hls.Events.ERROR, function (_event, data) {
         if (!data.fatal) return;
         // The stream went away or the network failed: back to waiting for it.
@@ -195,6 +196,22 @@
   video.addEventListener('playing', function () {
     setState('playing', '');
   });
+  video.addEventListener('timeupdate', syncStart);
+
+  // hls.js picks its start PART-HOLD-BACK behind the live edge as of its first playlist, then
+  // spends 0.2–0.5 s fetching and decoding the first parts; at playback rate 1 that delay stays
+  // as extra latency for the whole session. Once, when playback starts (the first time update at
+  // which hls.js knows its latency), skip it, keeping 0.3 s buffered. Same as the `embed` setup of
+  // scripts/bench/latency.ts.
+  var startSynced = false;
+  function syncStart() {
+    if (startSynced || !hls || video.paused || !(hls.latency > 0) || !hls.targetLatency) return;
+    startSynced = true;
+    var excess = hls.latency - (hls.targetLatency || 0);
+    if (!(excess > 0.1) || !video.buffered.length) return;
+    var to = Math.min(video.currentTime + excess, video.buffered.end(video.buffered.length - 1) - 0.3);
+    if (to > video.currentTime + 0.05) video.currentTime = to;
+  }
   video.addEventListener('ended', function () {
     teardown();
     needGone = true;
