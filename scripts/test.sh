@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # docker-compose: the suite validates docker/compose.yaml (no Docker engine needed).
 # nginx with Debian's RTMP module: the simulcast tests restream to it.
-ensure_apt ffmpeg:ffmpeg redis-server:redis-server chromium:/usr/bin/chromium docker-compose:docker-compose \
+ensure_apt ffmpeg:ffmpeg redis-server:redis-server iproute2:/usr/bin/ss chromium:/usr/bin/chromium docker-compose:docker-compose \
   nginx:/usr/sbin/nginx libnginx-mod-rtmp:/usr/lib/nginx/modules/ngx_rtmp_module.so
 ensure_node
 ensure_deps

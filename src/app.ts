@@ -951,7 +951,8 @@ export class App {
     }) as unknown as FastifyInstance;
     this.#http.push(http);
     await routes(http);
-    await http.listen({ host, port });
+    // A burst of viewers (a stream going viral, a CDN refilling) must queue, not be refused.
+    await http.listen({ host, port, backlog: this.config.http.listenBacklog });
     return (http.server.address() as { port: number }).port;
   }
 

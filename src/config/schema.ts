@@ -40,6 +40,12 @@ export const ConfigSchema = Type.Object(
       {
         port: Type.Integer({ default: 8080, minimum: 0, maximum: 65535 }),
         bodyLimitBytes: Type.Integer({ default: 65_536, minimum: 1024, maximum: 16 * 1024 * 1024 }),
+        listenBacklog: Type.Integer({
+          default: 4096,
+          minimum: 1,
+          maximum: 65_535,
+          description: 'Pending TCP connections the kernel queues per HTTP listener (capped by net.core.somaxconn); Node defaults to 511, which a burst of viewers overflows.',
+        }),
         shutdownGraceMs: Type.Integer({ default: 5000, minimum: 0, maximum: 120_000 }),
         h2cPort: Type.Integer({ default: -1, minimum: -1, maximum: 65535, description: 'Cleartext HTTP/2; -1 off.' }),
         tls: Type.Object(

@@ -2,6 +2,8 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { selfSignedCert } from '../helpers/tls.ts';
 
@@ -47,12 +49,25 @@ describe('HTTP/2 listeners', () => {
         TRIBUTARY_HTTP_TLS_PORT: '0',
         TRIBUTARY_HTTP_TLS_CERT_FILE: cert.certFile,
         TRIBUTARY_HTTP_TLS_KEY_FILE: cert.keyFile,
+        TRIBUTARY_HTTP_LISTEN_BACKLOG: '1234',
       },
     });
   });
   afterAll(async () => {
     await server?.stop();
     await server?.cleanup();
+  });
+
+  it('listens with the configured backlog on every HTTP listener (a burst of viewers queues)', async () => {
+    const ready = await server.waitForLog((l) => l.msg === 'tributary ready');
+    const somaxconn = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
+    // For a listening socket, ss shows the backlog in Send-Q.
+    const listening = execFileSync('ss', ['-Hltn'], { encoding: 'utf8' });
+    for (const port of [new URL(server.httpUrl).port, ready.h2cPort, ready.tlsPort].map(String)) {
+      const line = listening.split('\n').find((l) => l.split(/\s+/)[3]?.endsWith(`:${port}`));
+      expect(line, `listener on ${port}`).toBeDefined();
+      expect(Number(line!.trim().split(/\s+/)[2])).toBe(Math.min(1234, somaxconn));
+    }
   });
 
   it('serves the API and playback over h2c, h2 over TLS and HTTP/1.1 over TLS', async () => {
