@@ -7,7 +7,17 @@
  * real time) and memory per live session.
  *
  *   node scripts/bench/soak-publishers.ts [--minutes 5] [--publishers 50] [--sample 5]
+ *     [--rounds 2] [--quiet 70] [--heap] [--heap-snapshot] [--malloc-arena-max N]
  *     [--copy-counts 10,25,50] [--ladder-counts 1,2,3] [--window 20] [--skip-capacity]
+ *
+ * `--heap` starts the server with `--inspect=127.0.0.1:0` and, after each round's quiet spell,
+ * forces a full GC and reads the V8 heap (heapUsed, external, arrayBuffers) through the inspector:
+ * a heap that grows round to round is a leak; a flat heap with a high RSS is the allocator keeping
+ * freed memory. `--heap-snapshot` also takes a heap snapshot after the first and the last round
+ * and prints what grew between them (taking one adds ~200 MB to the server's RSS for good, so
+ * the RSS rows of such a run mean nothing).
+ * `--malloc-arena-max` runs the server with MALLOC_ARENA_MAX set (glibc), to show how much of the
+ * RSS left after the churn is malloc arenas.
  *
  * Prints tables and, last, one JSON line with every figure.
  */
@@ -17,6 +27,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startServer, createLiveInput, type TestServer } from '../../test/helpers/server.ts';
 import { parseMaster } from '../../test/helpers/probe.ts';
+import { InspectorHeap, snapshotGrowth, type HeapClass, type HeapFigures } from './inspector-heap.ts';
 import { descendants, freePort, makeClip, median, printTable, publishClip, run, sleep } from './bench-lib.ts';
 
 const { values } = parseArgs({
@@ -28,6 +39,11 @@ const { values } = parseArgs({
     'ladder-counts': { type: 'string', default: '1,2,3' },
     window: { type: 'string', default: '20' },
     'skip-capacity': { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '2' },
+    quiet: { type: 'string', default: '70' },
+    heap: { type: 'boolean', default: false },
+    'heap-snapshot': { type: 'boolean', default: false },
+    'malloc-arena-max': { type: 'string' },
     seed: { type: 'string', default: '1' },
   },
 });
@@ -35,9 +51,11 @@ const minutes = Number(values.minutes);
 const publishers = Number(values.publishers);
 const sampleS = Number(values.sample);
 const windowS = Number(values.window);
+const rounds = Math.max(2, Number(values.rounds));
+const quietS = Number(values.quiet);
 
 // The bounds this run is held to, once every publisher has gone.
-const BOUNDS = { fdSlack: 8, childSlack: 0, rssRoundGrowthMb: 32 };
+const BOUNDS = { fdSlack: 8, childSlack: 0, rssRoundGrowthMb: 32, heapRoundGrowthMb: 4 };
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'trib-soak-'));
 const smallClip = path.join(work, 'small.flv');
@@ -127,12 +145,24 @@ const COPY_ONLY = { TRIBUTARY_TRANSCODE_MAX_RENDITIONS: '1', TRIBUTARY_LIMITS_AU
 
 // ---------------------------------------------------------------------------------------------
 async function soak(): Promise<void> {
-  await withServer(COPY_ONLY, async (server) => {
+  const env: Record<string, string> = { ...COPY_ONLY };
+  if (values.heap || values['heap-snapshot']) env.NODE_OPTIONS = '--inspect=127.0.0.1:0';
+  if (values['malloc-arena-max']) env.MALLOC_ARENA_MAX = values['malloc-arena-max'];
+  await withServer(env, async (server) => {
     const pid = server.process.pid!;
+    let inspector: InspectorHeap | undefined;
+    if (values.heap || values['heap-snapshot']) {
+      const url = InspectorHeap.urlFrom(server.output());
+      if (!url) throw new Error('--heap: the server printed no inspector URL');
+      inspector = await InspectorHeap.connect(url);
+    }
     await sleep(3000);
     const t0 = Date.now();
     // Before the inputs are created: the API calls' keep-alive sockets are not part of it.
     const baseline = sampleOf(pid, t0, 0);
+    const heaps: HeapFigures[] = [];
+    const snapshots: Array<Map<string, HeapClass>> = [];
+    if (inspector) heaps.push(await inspector.measure());
     const inputs = await Promise.all(Array.from({ length: publishers }, () => createLiveInput(server)));
     const samples: Sample[] = [baseline];
     let publishing = 0;
@@ -168,22 +198,30 @@ async function soak(): Promise<void> {
       }
     })();
 
-    // Two rounds of churn, each followed by a quiet spell longer than an ended session stays
-    // playable (60 s): growth from the first quiet spell to the second would be a leak; what the
+    // Rounds of churn, each followed by a quiet spell longer than an ended session stays
+    // playable (60 s): growth from the first quiet spell to the last would be a leak; what the
     // first round leaves is the heap's high-water mark.
     const quiet: Sample[] = [];
     let settled = true;
-    for (let round = 0; round < 2; round++) {
-      const deadline = Date.now() + (minutes * 60_000) / 2;
+    for (let round = 0; round < rounds; round++) {
+      const deadline = Date.now() + (minutes * 60_000) / rounds;
       await Promise.all(inputs.map((i) => slot(i.streamKey, deadline)));
       settled = (await until(() => (descendants(pid, 'ffmpeg').length === 0 ? true : undefined), 60_000)) === true && settled;
-      process.stdout.write(`  round ${round + 1} over; waiting 70 s for ended sessions to be forgotten\n`);
-      await sleep(70_000);
+      process.stdout.write(`  round ${round + 1} over; waiting ${quietS} s for ended sessions to be forgotten\n`);
+      await sleep(quietS * 1000);
       quiet.push(sampleOf(pid, t0, 0));
+      if (inspector) {
+        const h = await inspector.measure();
+        heaps.push(h);
+        process.stdout.write(`  after round ${round + 1}, post-GC: heapUsed=${h.heapUsedMb} MB heapTotal=${h.heapTotalMb} MB external=${h.externalMb} MB arrayBuffers=${h.arrayBuffersMb} MB rss=${h.rssMb} MB\n`);
+        if (values['heap-snapshot'] && (round === 0 || round === rounds - 1)) snapshots.push(await inspector.snapshotSummary());
+      }
     }
     sampling = false;
     await sampler;
-    const [after1, after2] = quiet as [Sample, Sample];
+    inspector?.close();
+    const after1 = quiet[0]!;
+    const after2 = quiet[quiet.length - 1]!;
     samples.push(after2);
 
     // What the server made of the churn, from its log.
@@ -201,17 +239,32 @@ async function soak(): Promise<void> {
       fdsBackToBaseline: after2.fds <= baseline.fds + BOUNDS.fdSlack,
       childrenBackToBaseline: after2.children <= baseline.children + BOUNDS.childSlack,
       rssNoGrowthRoundToRound: after2.rssMb - after1.rssMb < BOUNDS.rssRoundGrowthMb,
+      ...(heaps.length > 2 ? { heapNoGrowthRoundToRound: heaps[heaps.length - 1]!.heapUsedMb - heaps[1]!.heapUsedMb < BOUNDS.heapRoundGrowthMb } : {}),
     };
     printTable(
-      `Soak: ${publishers} copy-only publishers (426x240, -c copy) connecting and disconnecting, 2 rounds of ${minutes / 2} min (${sessions} publisher runs, ${abrupt} dropped abruptly)`,
+      `Soak: ${publishers} copy-only publishers (426x240, -c copy) connecting and disconnecting, ${rounds} rounds of ${(minutes / rounds).toFixed(2)} min (${sessions} publisher runs, ${abrupt} dropped abruptly)${values['malloc-arena-max'] ? `, MALLOC_ARENA_MAX=${values['malloc-arena-max']}` : ''}`,
       ['', 'fds', 'children', 'RSS MB', 'publishing', 'live sessions'],
       [
         ['start (idle)', baseline.fds, baseline.children, baseline.rssMb, 0, 0],
         ['max', max('fds'), max('children'), max('rssMb'), max('publishing'), max('ffmpeg')],
-        ['after round 1 (quiet 70 s)', after1.fds, after1.children, after1.rssMb, 0, after1.ffmpeg],
-        ['after round 2 (quiet 70 s)', after2.fds, after2.children, after2.rssMb, 0, after2.ffmpeg],
+        ...quiet.map((q, i) => [`after round ${i + 1} (quiet ${quietS} s)`, q.fds, q.children, q.rssMb, 0, q.ffmpeg]),
       ],
     );
+    if (heaps.length > 0) {
+      printTable(
+        'V8 heap after a forced full GC (through the inspector)',
+        ['', 'heapUsed MB', 'heapTotal MB', 'external MB', 'arrayBuffers MB', 'RSS MB (after the GC)'],
+        heaps.map((h, i) => [i === 0 ? 'start (idle)' : `after round ${i}`, h.heapUsedMb, h.heapTotalMb, h.externalMb, h.arrayBuffersMb, h.rssMb]),
+      );
+    }
+    const growth = snapshots.length === 2 ? snapshotGrowth(snapshots[0]!, snapshots[1]!) : [];
+    if (growth.length > 0) {
+      printTable(
+        `Heap snapshot, after round 1 → after round ${rounds}: the kinds of object whose count grew most`,
+        ['type:constructor', 'count after', 'count Δ', 'self bytes Δ'],
+        growth.map((g) => [g.key, g.countAfter, g.countDelta, g.bytesDelta]),
+      );
+    }
     printTable(
       'Bounds',
       ['check', 'bound', 'result'],
@@ -219,11 +272,14 @@ async function soak(): Promise<void> {
         ['every FFmpeg child exited', '≤ 60 s after the last publisher', checks.ffmpegGone ? 'pass' : 'FAIL'],
         ['fds back to baseline', `≤ start + ${BOUNDS.fdSlack}`, `${checks.fdsBackToBaseline ? 'pass' : 'FAIL'} (${after2.fds - baseline.fds >= 0 ? '+' : ''}${after2.fds - baseline.fds})`],
         ['child processes back to baseline', `≤ start + ${BOUNDS.childSlack}`, `${checks.childrenBackToBaseline ? 'pass' : 'FAIL'} (${after2.children})`],
-        ['RSS growth, after round 1 → after round 2', `< ${BOUNDS.rssRoundGrowthMb} MB`, `${checks.rssNoGrowthRoundToRound ? 'pass' : 'FAIL'} (${(after2.rssMb - after1.rssMb).toFixed(1)} MB)`],
-        ['RSS, start → after round 2 (heap high-water mark; not a bound)', '-', `${(after2.rssMb - baseline.rssMb).toFixed(1)} MB`],
+        [`RSS growth, after round 1 → after round ${rounds}`, `< ${BOUNDS.rssRoundGrowthMb} MB`, `${checks.rssNoGrowthRoundToRound ? 'pass' : 'FAIL'} (${(after2.rssMb - after1.rssMb).toFixed(1)} MB)`],
+        ...(checks.heapNoGrowthRoundToRound === undefined
+          ? []
+          : [[`post-GC heapUsed growth, after round 1 → after round ${rounds}`, `< ${BOUNDS.heapRoundGrowthMb} MB`, `${checks.heapNoGrowthRoundToRound ? 'pass' : 'FAIL'} (${(heaps[heaps.length - 1]!.heapUsedMb - heaps[1]!.heapUsedMb).toFixed(1)} MB)`]]),
+        [`RSS, start → after round ${rounds} (allocator high-water mark; not a bound)`, '-', `${(after2.rssMb - baseline.rssMb).toFixed(1)} MB`],
       ],
     );
-    results.soak = { minutes, publishers, sessions, abrupt, serverLog: events, start: baseline, afterRound1: after1, afterRound2: after2, max: { fds: max('fds'), children: max('children'), rssMb: max('rssMb'), live: max('ffmpeg') }, checks, samples };
+    results.soak = { minutes, publishers, rounds, quietS, mallocArenaMax: values['malloc-arena-max'] ?? null, sessions, abrupt, serverLog: events, start: baseline, afterRound1: after1, afterLastRound: after2, afterRounds: quiet, heap: heaps, heapGrowth: growth, max: { fds: max('fds'), children: max('children'), rssMb: max('rssMb'), live: max('ffmpeg') }, checks, samples };
   });
 }
 
