@@ -7,7 +7,7 @@
  * real time) and memory per live session.
  *
  *   node scripts/bench/soak-publishers.ts [--minutes 5] [--publishers 50] [--sample 5]
- *     [--rounds 2] [--quiet 70] [--heap] [--heap-snapshot] [--malloc-arena-max N]
+ *     [--rounds 2] [--quiet 70] [--heap] [--heap-snapshot] [--malloc-arena-max N] [--server-env K=V …]
  *     [--copy-counts 10,25,50] [--ladder-counts 1,2,3] [--window 20] [--skip-capacity]
  *
  * `--heap` starts the server with `--inspect=127.0.0.1:0` and, after each round's quiet spell,
@@ -17,7 +17,8 @@
  * and prints what grew between them (taking one adds ~200 MB to the server's RSS for good, so
  * the RSS rows of such a run mean nothing).
  * `--malloc-arena-max` runs the server with MALLOC_ARENA_MAX set (glibc), to show how much of the
- * RSS left after the churn is malloc arenas.
+ * RSS left after the churn is malloc arenas; `--server-env` sets any other variable for the
+ * server (e.g. MALLOC_MMAP_THRESHOLD_=131072: big buffers always mmapped, so returned when freed).
  *
  * Prints tables and, last, one JSON line with every figure.
  */
@@ -27,6 +28,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startServer, createLiveInput, type TestServer } from '../../test/helpers/server.ts';
 import { parseMaster } from '../../test/helpers/probe.ts';
+import { rssBreakdown, type RssBreakdown } from './rss-breakdown.ts';
 import { InspectorHeap, snapshotGrowth, type HeapClass, type HeapFigures } from './inspector-heap.ts';
 import { descendants, freePort, makeClip, median, printTable, publishClip, run, sleep } from './bench-lib.ts';
 
@@ -44,6 +46,7 @@ const { values } = parseArgs({
     heap: { type: 'boolean', default: false },
     'heap-snapshot': { type: 'boolean', default: false },
     'malloc-arena-max': { type: 'string' },
+    'server-env': { type: 'string', multiple: true, default: [] },
     seed: { type: 'string', default: '1' },
   },
 });
@@ -148,6 +151,12 @@ async function soak(): Promise<void> {
   const env: Record<string, string> = { ...COPY_ONLY };
   if (values.heap || values['heap-snapshot']) env.NODE_OPTIONS = '--inspect=127.0.0.1:0';
   if (values['malloc-arena-max']) env.MALLOC_ARENA_MAX = values['malloc-arena-max'];
+  for (const kv of values['server-env']) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new Error(`--server-env ${kv}: expected NAME=value`);
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  const envNote = [values['malloc-arena-max'] ? `MALLOC_ARENA_MAX=${values['malloc-arena-max']}` : '', ...values['server-env']].filter(Boolean).join(' ');
   await withServer(env, async (server) => {
     const pid = server.process.pid!;
     let inspector: InspectorHeap | undefined;
@@ -161,6 +170,7 @@ async function soak(): Promise<void> {
     // Before the inputs are created: the API calls' keep-alive sockets are not part of it.
     const baseline = sampleOf(pid, t0, 0);
     const heaps: HeapFigures[] = [];
+    const breakdowns: Array<RssBreakdown | undefined> = [rssBreakdown(pid)];
     const snapshots: Array<Map<string, HeapClass>> = [];
     if (inspector) heaps.push(await inspector.measure());
     const inputs = await Promise.all(Array.from({ length: publishers }, () => createLiveInput(server)));
@@ -210,6 +220,7 @@ async function soak(): Promise<void> {
       process.stdout.write(`  round ${round + 1} over; waiting ${quietS} s for ended sessions to be forgotten\n`);
       await sleep(quietS * 1000);
       quiet.push(sampleOf(pid, t0, 0));
+      breakdowns.push(rssBreakdown(pid));
       if (inspector) {
         const h = await inspector.measure();
         heaps.push(h);
@@ -242,7 +253,7 @@ async function soak(): Promise<void> {
       ...(heaps.length > 2 ? { heapNoGrowthRoundToRound: heaps[heaps.length - 1]!.heapUsedMb - heaps[1]!.heapUsedMb < BOUNDS.heapRoundGrowthMb } : {}),
     };
     printTable(
-      `Soak: ${publishers} copy-only publishers (426x240, -c copy) connecting and disconnecting, ${rounds} rounds of ${(minutes / rounds).toFixed(2)} min (${sessions} publisher runs, ${abrupt} dropped abruptly)${values['malloc-arena-max'] ? `, MALLOC_ARENA_MAX=${values['malloc-arena-max']}` : ''}`,
+      `Soak: ${publishers} copy-only publishers (426x240, -c copy) connecting and disconnecting, ${rounds} rounds of ${(minutes / rounds).toFixed(2)} min (${sessions} publisher runs, ${abrupt} dropped abruptly)${envNote ? `, server env: ${envNote}` : ''}`,
       ['', 'fds', 'children', 'RSS MB', 'publishing', 'live sessions'],
       [
         ['start (idle)', baseline.fds, baseline.children, baseline.rssMb, 0, 0],
@@ -250,6 +261,13 @@ async function soak(): Promise<void> {
         ...quiet.map((q, i) => [`after round ${i + 1} (quiet ${quietS} s)`, q.fds, q.children, q.rssMb, 0, q.ffmpeg]),
       ],
     );
+    if (breakdowns.every((b) => b !== undefined)) {
+      printTable(
+        'Where the RSS is (from /proc/<pid>/smaps, before any forced GC)',
+        ['', 'main malloc arena MB', 'malloc thread arenas MB', 'other anon (V8 heap, mmapped buffers) MB', 'files MB', 'total MB'],
+        breakdowns.map((b, i) => [i === 0 ? 'start (idle)' : `after round ${i}`, b!.mainArenaMb, b!.threadArenasMb, b!.otherAnonMb, b!.filesMb, b!.totalMb]),
+      );
+    }
     if (heaps.length > 0) {
       printTable(
         'V8 heap after a forced full GC (through the inspector)',
@@ -279,7 +297,7 @@ async function soak(): Promise<void> {
         [`RSS, start → after round ${rounds} (allocator high-water mark; not a bound)`, '-', `${(after2.rssMb - baseline.rssMb).toFixed(1)} MB`],
       ],
     );
-    results.soak = { minutes, publishers, rounds, quietS, mallocArenaMax: values['malloc-arena-max'] ?? null, sessions, abrupt, serverLog: events, start: baseline, afterRound1: after1, afterLastRound: after2, afterRounds: quiet, heap: heaps, heapGrowth: growth, max: { fds: max('fds'), children: max('children'), rssMb: max('rssMb'), live: max('ffmpeg') }, checks, samples };
+    results.soak = { minutes, publishers, rounds, quietS, serverEnv: envNote, sessions, abrupt, serverLog: events, start: baseline, afterRound1: after1, afterLastRound: after2, afterRounds: quiet, rssBreakdown: breakdowns, heap: heaps, heapGrowth: growth, max: { fds: max('fds'), children: max('children'), rssMb: max('rssMb'), live: max('ffmpeg') }, checks, samples };
   });
 }
 
