@@ -7,7 +7,8 @@
  * real time) and memory per live session.
  *
  *   node scripts/bench/soak-publishers.ts [--minutes 5] [--publishers 50] [--sample 5]
- *     [--rounds 2] [--quiet 70] [--heap] [--heap-snapshot] [--malloc-arena-max N] [--server-env K=V …]
+ *     [--rounds 2] [--quiet 70] [--heap] [--heap-snapshot] [--malloc-info] [--malloc-trim]
+ *     [--malloc-arena-max N] [--server-env K=V …]
  *     [--copy-counts 10,25,50] [--ladder-counts 1,2,3] [--window 20] [--skip-capacity]
  *
  * `--heap` starts the server with `--inspect=127.0.0.1:0` and, after each round's quiet spell,
@@ -16,6 +17,10 @@
  * freed memory. `--heap-snapshot` also takes a heap snapshot after the first and the last round
  * and prints what grew between them (taking one adds ~200 MB to the server's RSS for good, so
  * the RSS rows of such a run mean nothing).
+ * `--malloc-info` (needs gdb) reads glibc's malloc_info() at the same points: memory malloc has
+ * handed out and not had back (in use; growing per round = a native leak) and free memory it
+ * keeps; `--malloc-trim` then, after the last round, calls malloc_trim(0) and shows the RSS it
+ * gave back.
  * `--malloc-arena-max` runs the server with MALLOC_ARENA_MAX set (glibc), to show how much of the
  * RSS left after the churn is malloc arenas; `--server-env` sets any other variable for the
  * server (e.g. MALLOC_MMAP_THRESHOLD_=131072: big buffers always mmapped, so returned when freed).
@@ -29,6 +34,7 @@ import { parseArgs } from 'node:util';
 import { startServer, createLiveInput, type TestServer } from '../../test/helpers/server.ts';
 import { parseMaster } from '../../test/helpers/probe.ts';
 import { rssBreakdown, type RssBreakdown } from './rss-breakdown.ts';
+import { mallocInfo, type MallocFigures } from './malloc-info.ts';
 import { InspectorHeap, snapshotGrowth, type HeapClass, type HeapFigures } from './inspector-heap.ts';
 import { descendants, freePort, makeClip, median, printTable, publishClip, run, sleep } from './bench-lib.ts';
 
@@ -46,6 +52,8 @@ const { values } = parseArgs({
     heap: { type: 'boolean', default: false },
     'heap-snapshot': { type: 'boolean', default: false },
     'malloc-arena-max': { type: 'string' },
+    'malloc-info': { type: 'boolean', default: false },
+    'malloc-trim': { type: 'boolean', default: false },
     'server-env': { type: 'string', multiple: true, default: [] },
     seed: { type: 'string', default: '1' },
   },
@@ -58,7 +66,7 @@ const rounds = Math.max(2, Number(values.rounds));
 const quietS = Number(values.quiet);
 
 // The bounds this run is held to, once every publisher has gone.
-const BOUNDS = { fdSlack: 8, childSlack: 0, rssRoundGrowthMb: 32, heapRoundGrowthMb: 4 };
+const BOUNDS = { fdSlack: 8, childSlack: 0, rssRoundGrowthMb: 32, heapRoundGrowthMb: 4, mallocInUseRoundGrowthMb: 8 };
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'trib-soak-'));
 const smallClip = path.join(work, 'small.flv');
@@ -173,6 +181,19 @@ async function soak(): Promise<void> {
     const breakdowns: Array<RssBreakdown | undefined> = [rssBreakdown(pid)];
     const snapshots: Array<Map<string, HeapClass>> = [];
     if (inspector) heaps.push(await inspector.measure());
+    const wantMalloc = values['malloc-info'] || values['malloc-trim'];
+    const mallocs: Array<MallocFigures & { rssBeforeMb: number; rssAfterMb: number }> = [];
+    const readMalloc = async (label: string, last = false) => {
+      if (!wantMalloc) return;
+      const rssBeforeMb = Math.round(rssMb(pid) * 10) / 10;
+      // Trimmed at the end only, so that every round starts from what malloc kept.
+      const trim = values['malloc-trim'] && last;
+      const m = await mallocInfo(pid, { trim });
+      const row = { ...m, rssBeforeMb, rssAfterMb: Math.round(rssMb(pid) * 10) / 10 };
+      mallocs.push(row);
+      process.stdout.write(`  ${label}, malloc: in use ${m.inUseMb} MB, free ${m.freeMb} MB (${m.arenas} arenas)${trim ? `, RSS ${rssBeforeMb} → ${row.rssAfterMb} MB after malloc_trim` : ''}\n`);
+    };
+    await readMalloc('start (idle)');
     const inputs = await Promise.all(Array.from({ length: publishers }, () => createLiveInput(server)));
     const samples: Sample[] = [baseline];
     let publishing = 0;
@@ -227,6 +248,7 @@ async function soak(): Promise<void> {
         process.stdout.write(`  after round ${round + 1}, post-GC: heapUsed=${h.heapUsedMb} MB heapTotal=${h.heapTotalMb} MB external=${h.externalMb} MB arrayBuffers=${h.arrayBuffersMb} MB rss=${h.rssMb} MB\n`);
         if (values['heap-snapshot'] && (round === 0 || round === rounds - 1)) snapshots.push(await inspector.snapshotSummary());
       }
+      await readMalloc(`after round ${round + 1}`, round === rounds - 1);
     }
     sampling = false;
     await sampler;
@@ -251,6 +273,7 @@ async function soak(): Promise<void> {
       childrenBackToBaseline: after2.children <= baseline.children + BOUNDS.childSlack,
       rssNoGrowthRoundToRound: after2.rssMb - after1.rssMb < BOUNDS.rssRoundGrowthMb,
       ...(heaps.length > 2 ? { heapNoGrowthRoundToRound: heaps[heaps.length - 1]!.heapUsedMb - heaps[1]!.heapUsedMb < BOUNDS.heapRoundGrowthMb } : {}),
+      ...(mallocs.length > 2 ? { mallocInUseNoGrowthRoundToRound: mallocs[mallocs.length - 1]!.inUseMb - mallocs[1]!.inUseMb < BOUNDS.mallocInUseRoundGrowthMb } : {}),
     };
     printTable(
       `Soak: ${publishers} copy-only publishers (426x240, -c copy) connecting and disconnecting, ${rounds} rounds of ${(minutes / rounds).toFixed(2)} min (${sessions} publisher runs, ${abrupt} dropped abruptly)${envNote ? `, server env: ${envNote}` : ''}`,
@@ -275,6 +298,13 @@ async function soak(): Promise<void> {
         heaps.map((h, i) => [i === 0 ? 'start (idle)' : `after round ${i}`, h.heapUsedMb, h.heapTotalMb, h.externalMb, h.arrayBuffersMb, h.rssMb]),
       );
     }
+    if (mallocs.length > 0) {
+      printTable(
+        `glibc malloc_info() (after the forced GC when --heap)${values['malloc-trim'] ? ', then, after the last round, malloc_trim(0)' : ''}`,
+        ['', 'in use MB', 'free (kept) MB', 'mmapped MB', 'arenas', 'RSS MB', ...(values['malloc-trim'] ? ['RSS after trim MB'] : [])],
+        mallocs.map((m, i) => [i === 0 ? 'start (idle)' : `after round ${i}`, m.inUseMb, m.freeMb, m.mmappedMb, m.arenas, m.rssBeforeMb, ...(values['malloc-trim'] ? [i === mallocs.length - 1 ? m.rssAfterMb : '-'] : [])]),
+      );
+    }
     const growth = snapshots.length === 2 ? snapshotGrowth(snapshots[0]!, snapshots[1]!) : [];
     if (growth.length > 0) {
       printTable(
@@ -294,10 +324,13 @@ async function soak(): Promise<void> {
         ...(checks.heapNoGrowthRoundToRound === undefined
           ? []
           : [[`post-GC heapUsed growth, after round 1 → after round ${rounds}`, `< ${BOUNDS.heapRoundGrowthMb} MB`, `${checks.heapNoGrowthRoundToRound ? 'pass' : 'FAIL'} (${(heaps[heaps.length - 1]!.heapUsedMb - heaps[1]!.heapUsedMb).toFixed(1)} MB)`]]),
+        ...(checks.mallocInUseNoGrowthRoundToRound === undefined
+          ? []
+          : [[`malloc in-use growth, after round 1 → after round ${rounds}`, `< ${BOUNDS.mallocInUseRoundGrowthMb} MB`, `${checks.mallocInUseNoGrowthRoundToRound ? 'pass' : 'FAIL'} (${(mallocs[mallocs.length - 1]!.inUseMb - mallocs[1]!.inUseMb).toFixed(1)} MB)`]]),
         [`RSS, start → after round ${rounds} (allocator high-water mark; not a bound)`, '-', `${(after2.rssMb - baseline.rssMb).toFixed(1)} MB`],
       ],
     );
-    results.soak = { minutes, publishers, rounds, quietS, serverEnv: envNote, sessions, abrupt, serverLog: events, start: baseline, afterRound1: after1, afterLastRound: after2, afterRounds: quiet, rssBreakdown: breakdowns, heap: heaps, heapGrowth: growth, max: { fds: max('fds'), children: max('children'), rssMb: max('rssMb'), live: max('ffmpeg') }, checks, samples };
+    results.soak = { minutes, publishers, rounds, quietS, serverEnv: envNote, sessions, abrupt, serverLog: events, start: baseline, afterRound1: after1, afterLastRound: after2, afterRounds: quiet, rssBreakdown: breakdowns, heap: heaps, malloc: mallocs, heapGrowth: growth, max: { fds: max('fds'), children: max('children'), rssMb: max('rssMb'), live: max('ffmpeg') }, checks, samples };
   });
 }
 
