@@ -7,12 +7,12 @@
  * real time) and memory per live session.
  *
  *   node scripts/bench/soak-publishers.ts [--minutes 5] [--publishers 50] [--sample 5]
- *     [--rounds 2] [--quiet 70] [--heap] [--heap-snapshot] [--malloc-info] [--malloc-trim]
+ *     [--rounds 2] [--quiet 70] [--no-heap] [--heap-snapshot] [--malloc-info] [--malloc-trim]
  *     [--malloc-arena-max N] [--server-env K=V …]
  *     [--copy-counts 10,25,50] [--ladder-counts 1,2,3] [--window 20] [--skip-capacity]
  *
- * `--heap` starts the server with `--inspect=127.0.0.1:0` and, after each round's quiet spell,
- * forces a full GC and reads the V8 heap (heapUsed, external, arrayBuffers) through the inspector:
+ * The server runs with `--inspect=127.0.0.1:0` (unless `--no-heap`) and, after each round's quiet
+ * spell, the bench forces a full GC and reads the V8 heap (heapUsed, external, arrayBuffers) through the inspector:
  * a heap that grows round to round is a leak; a flat heap with a high RSS is the allocator keeping
  * freed memory. `--heap-snapshot` also takes a heap snapshot after the first and the last round
  * and prints what grew between them (taking one adds ~200 MB to the server's RSS for good, so
@@ -39,6 +39,7 @@ import { InspectorHeap, snapshotGrowth, type HeapClass, type HeapFigures } from 
 import { descendants, freePort, makeClip, median, printTable, publishClip, run, sleep } from './bench-lib.ts';
 
 const { values } = parseArgs({
+  allowNegative: true,
   options: {
     minutes: { type: 'string', default: '5' },
     publishers: { type: 'string', default: '50' },
@@ -49,7 +50,8 @@ const { values } = parseArgs({
     'skip-capacity': { type: 'boolean', default: false },
     rounds: { type: 'string', default: '2' },
     quiet: { type: 'string', default: '70' },
-    heap: { type: 'boolean', default: false },
+    // On by default: the post-GC heap per round is the leak check (--no-heap: no inspector).
+    heap: { type: 'boolean', default: true },
     'heap-snapshot': { type: 'boolean', default: false },
     'malloc-arena-max': { type: 'string' },
     'malloc-info': { type: 'boolean', default: false },
