@@ -61,6 +61,7 @@ import { WebhookWorker } from './webhooks/webhook-worker.ts';
 import { WebhookDispatcher } from './webhooks/webhook-dispatcher.ts';
 import { ViewerCounter } from './state/viewer-counter.ts';
 import { RedisViewerAdmission, type ViewerAdmission } from './state/viewer-admission.ts';
+import { ReportedViewerAdmission } from './state/reported-viewer-admission.ts';
 import { readLifecycle } from './state/live-lifecycle.ts';
 import { videoView } from './api/video-routes.ts';
 import { UploadProcessor } from './vod/upload-processor.ts';
@@ -659,14 +660,17 @@ export class App {
     });
     metrics?.observeViewers((uid) => viewers.count(uid));
     // Every playback path that starts a viewer asks it (with no limit it only counts the viewer).
-    const admission = new RedisViewerAdmission({
-      redis: this.#redis,
-      keys,
-      maxViewers: config.limits.maxViewersPerStream,
-      windowSeconds: config.views.windowSeconds,
-      refreshSeconds: config.views.refreshSeconds,
-      onError: (error) => log.warn({ err: error }, 'could not check the viewer limit; viewer let in'),
-    });
+    const admission = new ReportedViewerAdmission(
+      new RedisViewerAdmission({
+        redis: this.#redis,
+        keys,
+        maxViewers: config.limits.maxViewersPerStream,
+        windowSeconds: config.views.windowSeconds,
+        refreshSeconds: config.views.refreshSeconds,
+        onError: (error) => log.warn({ err: error }, 'could not check the viewer limit; viewer let in'),
+      }),
+      { logger: log, maxViewers: config.limits.maxViewersPerStream, ...(metrics ? { onRefused: (reason: string) => metrics.viewerRefused(reason) } : {}) },
+    );
     this.#viewerAdmission = admission;
     // WHEP viewers take a slot of the same per-stream limit as LL-HLS ones.
     if (config.limits.maxViewersPerStream > 0) admitWhepViewer = (uid, viewerKey) => admission.admit(uid, viewerKey);

@@ -7,7 +7,23 @@
  * real time) and memory per live session.
  *
  *   node scripts/bench/soak-publishers.ts [--minutes 5] [--publishers 50] [--sample 5]
+ *     [--rounds 2] [--quiet 70] [--no-heap] [--heap-snapshot] [--malloc-info] [--malloc-trim]
+ *     [--malloc-arena-max N] [--server-env K=V …]
  *     [--copy-counts 10,25,50] [--ladder-counts 1,2,3] [--window 20] [--skip-capacity]
+ *
+ * The server runs with `--inspect=127.0.0.1:0` (unless `--no-heap`) and, after each round's quiet
+ * spell, the bench forces a full GC and reads the V8 heap (heapUsed, external, arrayBuffers) through the inspector:
+ * a heap that grows round to round is a leak; a flat heap with a high RSS is the allocator keeping
+ * freed memory. `--heap-snapshot` also takes a heap snapshot after the first and the last round
+ * and prints what grew between them (taking one adds ~200 MB to the server's RSS for good, so
+ * the RSS rows of such a run mean nothing).
+ * `--malloc-info` (needs gdb) reads glibc's malloc_info() at the same points: memory malloc has
+ * handed out and not had back (in use; growing per round = a native leak) and free memory it
+ * keeps; `--malloc-trim` then, after the last round, calls malloc_trim(0) and shows the RSS it
+ * gave back.
+ * `--malloc-arena-max` runs the server with MALLOC_ARENA_MAX set (glibc), to show how much of the
+ * RSS left after the churn is malloc arenas; `--server-env` sets any other variable for the
+ * server (e.g. MALLOC_MMAP_THRESHOLD_=131072: big buffers always mmapped, so returned when freed).
  *
  * Prints tables and, last, one JSON line with every figure.
  */
@@ -17,9 +33,13 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startServer, createLiveInput, type TestServer } from '../../test/helpers/server.ts';
 import { parseMaster } from '../../test/helpers/probe.ts';
+import { rssBreakdown, type RssBreakdown } from './rss-breakdown.ts';
+import { mallocInfo, type MallocFigures } from './malloc-info.ts';
+import { InspectorHeap, snapshotGrowth, type HeapClass, type HeapFigures } from './inspector-heap.ts';
 import { descendants, freePort, makeClip, median, printTable, publishClip, run, sleep } from './bench-lib.ts';
 
 const { values } = parseArgs({
+  allowNegative: true,
   options: {
     minutes: { type: 'string', default: '5' },
     publishers: { type: 'string', default: '50' },
@@ -28,6 +48,15 @@ const { values } = parseArgs({
     'ladder-counts': { type: 'string', default: '1,2,3' },
     window: { type: 'string', default: '20' },
     'skip-capacity': { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '2' },
+    quiet: { type: 'string', default: '70' },
+    // On by default: the post-GC heap per round is the leak check (--no-heap: no inspector).
+    heap: { type: 'boolean', default: true },
+    'heap-snapshot': { type: 'boolean', default: false },
+    'malloc-arena-max': { type: 'string' },
+    'malloc-info': { type: 'boolean', default: false },
+    'malloc-trim': { type: 'boolean', default: false },
+    'server-env': { type: 'string', multiple: true, default: [] },
     seed: { type: 'string', default: '1' },
   },
 });
@@ -35,9 +64,13 @@ const minutes = Number(values.minutes);
 const publishers = Number(values.publishers);
 const sampleS = Number(values.sample);
 const windowS = Number(values.window);
+const rounds = Math.max(2, Number(values.rounds));
+const quietS = Number(values.quiet);
 
-// The bounds this run is held to, once every publisher has gone.
-const BOUNDS = { fdSlack: 8, childSlack: 0, rssRoundGrowthMb: 32 };
+// The bounds this run is held to, once every publisher has gone. RSS stays well above idle after
+// the churn (glibc keeps freed memory: see README, Benchmarks), so only its growth from the first
+// quiet spell to the last is bounded; the leak checks are post-GC heapUsed and malloc in-use.
+const BOUNDS = { fdSlack: 8, childSlack: 0, rssRoundGrowthMb: 32, heapRoundGrowthMb: 4, mallocInUseRoundGrowthMb: 8 };
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'trib-soak-'));
 const smallClip = path.join(work, 'small.flv');
@@ -127,12 +160,44 @@ const COPY_ONLY = { TRIBUTARY_TRANSCODE_MAX_RENDITIONS: '1', TRIBUTARY_LIMITS_AU
 
 // ---------------------------------------------------------------------------------------------
 async function soak(): Promise<void> {
-  await withServer(COPY_ONLY, async (server) => {
+  const env: Record<string, string> = { ...COPY_ONLY };
+  if (values.heap || values['heap-snapshot']) env.NODE_OPTIONS = '--inspect=127.0.0.1:0';
+  if (values['malloc-arena-max']) env.MALLOC_ARENA_MAX = values['malloc-arena-max'];
+  for (const kv of values['server-env']) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new Error(`--server-env ${kv}: expected NAME=value`);
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  const envNote = [values['malloc-arena-max'] ? `MALLOC_ARENA_MAX=${values['malloc-arena-max']}` : '', ...values['server-env']].filter(Boolean).join(' ');
+  await withServer(env, async (server) => {
     const pid = server.process.pid!;
+    let inspector: InspectorHeap | undefined;
+    if (values.heap || values['heap-snapshot']) {
+      const url = InspectorHeap.urlFrom(server.output());
+      if (!url) throw new Error('--heap: the server printed no inspector URL');
+      inspector = await InspectorHeap.connect(url);
+    }
     await sleep(3000);
     const t0 = Date.now();
     // Before the inputs are created: the API calls' keep-alive sockets are not part of it.
     const baseline = sampleOf(pid, t0, 0);
+    const heaps: HeapFigures[] = [];
+    const breakdowns: Array<RssBreakdown | undefined> = [rssBreakdown(pid)];
+    const snapshots: Array<Map<string, HeapClass>> = [];
+    if (inspector) heaps.push(await inspector.measure());
+    const wantMalloc = values['malloc-info'] || values['malloc-trim'];
+    const mallocs: Array<MallocFigures & { rssBeforeMb: number; rssAfterMb: number }> = [];
+    const readMalloc = async (label: string, last = false) => {
+      if (!wantMalloc) return;
+      const rssBeforeMb = Math.round(rssMb(pid) * 10) / 10;
+      // Trimmed at the end only, so that every round starts from what malloc kept.
+      const trim = values['malloc-trim'] && last;
+      const m = await mallocInfo(pid, { trim });
+      const row = { ...m, rssBeforeMb, rssAfterMb: Math.round(rssMb(pid) * 10) / 10 };
+      mallocs.push(row);
+      process.stdout.write(`  ${label}, malloc: in use ${m.inUseMb} MB, free ${m.freeMb} MB (${m.arenas} arenas)${trim ? `, RSS ${rssBeforeMb} → ${row.rssAfterMb} MB after malloc_trim` : ''}\n`);
+    };
+    await readMalloc('start (idle)');
     const inputs = await Promise.all(Array.from({ length: publishers }, () => createLiveInput(server)));
     const samples: Sample[] = [baseline];
     let publishing = 0;
@@ -168,22 +233,32 @@ async function soak(): Promise<void> {
       }
     })();
 
-    // Two rounds of churn, each followed by a quiet spell longer than an ended session stays
-    // playable (60 s): growth from the first quiet spell to the second would be a leak; what the
+    // Rounds of churn, each followed by a quiet spell longer than an ended session stays
+    // playable (60 s): growth from the first quiet spell to the last would be a leak; what the
     // first round leaves is the heap's high-water mark.
     const quiet: Sample[] = [];
     let settled = true;
-    for (let round = 0; round < 2; round++) {
-      const deadline = Date.now() + (minutes * 60_000) / 2;
+    for (let round = 0; round < rounds; round++) {
+      const deadline = Date.now() + (minutes * 60_000) / rounds;
       await Promise.all(inputs.map((i) => slot(i.streamKey, deadline)));
       settled = (await until(() => (descendants(pid, 'ffmpeg').length === 0 ? true : undefined), 60_000)) === true && settled;
-      process.stdout.write(`  round ${round + 1} over; waiting 70 s for ended sessions to be forgotten\n`);
-      await sleep(70_000);
+      process.stdout.write(`  round ${round + 1} over; waiting ${quietS} s for ended sessions to be forgotten\n`);
+      await sleep(quietS * 1000);
       quiet.push(sampleOf(pid, t0, 0));
+      breakdowns.push(rssBreakdown(pid));
+      if (inspector) {
+        const h = await inspector.measure();
+        heaps.push(h);
+        process.stdout.write(`  after round ${round + 1}, post-GC: heapUsed=${h.heapUsedMb} MB heapTotal=${h.heapTotalMb} MB external=${h.externalMb} MB arrayBuffers=${h.arrayBuffersMb} MB rss=${h.rssMb} MB\n`);
+        if (values['heap-snapshot'] && (round === 0 || round === rounds - 1)) snapshots.push(await inspector.snapshotSummary());
+      }
+      await readMalloc(`after round ${round + 1}`, round === rounds - 1);
     }
     sampling = false;
     await sampler;
-    const [after1, after2] = quiet as [Sample, Sample];
+    inspector?.close();
+    const after1 = quiet[0]!;
+    const after2 = quiet[quiet.length - 1]!;
     samples.push(after2);
 
     // What the server made of the churn, from its log.
@@ -201,17 +276,47 @@ async function soak(): Promise<void> {
       fdsBackToBaseline: after2.fds <= baseline.fds + BOUNDS.fdSlack,
       childrenBackToBaseline: after2.children <= baseline.children + BOUNDS.childSlack,
       rssNoGrowthRoundToRound: after2.rssMb - after1.rssMb < BOUNDS.rssRoundGrowthMb,
+      ...(heaps.length > 2 ? { heapNoGrowthRoundToRound: heaps[heaps.length - 1]!.heapUsedMb - heaps[1]!.heapUsedMb < BOUNDS.heapRoundGrowthMb } : {}),
+      ...(mallocs.length > 2 ? { mallocInUseNoGrowthRoundToRound: mallocs[mallocs.length - 1]!.inUseMb - mallocs[1]!.inUseMb < BOUNDS.mallocInUseRoundGrowthMb } : {}),
     };
     printTable(
-      `Soak: ${publishers} copy-only publishers (426x240, -c copy) connecting and disconnecting, 2 rounds of ${minutes / 2} min (${sessions} publisher runs, ${abrupt} dropped abruptly)`,
+      `Soak: ${publishers} copy-only publishers (426x240, -c copy) connecting and disconnecting, ${rounds} rounds of ${(minutes / rounds).toFixed(2)} min (${sessions} publisher runs, ${abrupt} dropped abruptly)${envNote ? `, server env: ${envNote}` : ''}`,
       ['', 'fds', 'children', 'RSS MB', 'publishing', 'live sessions'],
       [
         ['start (idle)', baseline.fds, baseline.children, baseline.rssMb, 0, 0],
         ['max', max('fds'), max('children'), max('rssMb'), max('publishing'), max('ffmpeg')],
-        ['after round 1 (quiet 70 s)', after1.fds, after1.children, after1.rssMb, 0, after1.ffmpeg],
-        ['after round 2 (quiet 70 s)', after2.fds, after2.children, after2.rssMb, 0, after2.ffmpeg],
+        ...quiet.map((q, i) => [`after round ${i + 1} (quiet ${quietS} s)`, q.fds, q.children, q.rssMb, 0, q.ffmpeg]),
       ],
     );
+    if (breakdowns.every((b) => b !== undefined)) {
+      printTable(
+        'Where the RSS is (from /proc/<pid>/smaps, before any forced GC)',
+        ['', 'main malloc arena MB', 'malloc thread arenas MB', 'other anon (V8 heap, mmapped buffers) MB', 'files MB', 'total MB'],
+        breakdowns.map((b, i) => [i === 0 ? 'start (idle)' : `after round ${i}`, b!.mainArenaMb, b!.threadArenasMb, b!.otherAnonMb, b!.filesMb, b!.totalMb]),
+      );
+    }
+    if (heaps.length > 0) {
+      printTable(
+        'V8 heap after a forced full GC (through the inspector)',
+        ['', 'heapUsed MB', 'heapTotal MB', 'external MB', 'arrayBuffers MB', 'RSS MB (after the GC)'],
+        heaps.map((h, i) => [i === 0 ? 'start (idle)' : `after round ${i}`, h.heapUsedMb, h.heapTotalMb, h.externalMb, h.arrayBuffersMb, h.rssMb]),
+      );
+    }
+    if (mallocs.length > 0) {
+      printTable(
+        `glibc malloc_info() (after the forced GC when --heap)${values['malloc-trim'] ? ', then, after the last round, malloc_trim(0)' : ''}`,
+        ['', 'in use MB', 'free (kept) MB', 'mmapped MB', 'arenas', 'RSS MB', ...(values['malloc-trim'] ? ['RSS after trim MB'] : [])],
+        mallocs.map((m, i) => [i === 0 ? 'start (idle)' : `after round ${i}`, m.inUseMb, m.freeMb, m.mmappedMb, m.arenas, m.rssBeforeMb, ...(values['malloc-trim'] ? [i === mallocs.length - 1 ? m.rssAfterMb : '-'] : [])]),
+      );
+    }
+    const growth = snapshots.length === 2 ? snapshotGrowth(snapshots[0]!, snapshots[1]!) : [];
+    if (growth.length > 0) {
+      printTable(
+        `Heap snapshot, after round 1 → after round ${rounds}: the kinds of object whose count grew most`,
+        ['type:constructor', 'count after', 'count Δ', 'self bytes Δ'],
+        growth.map((g) => [g.key, g.countAfter, g.countDelta, g.bytesDelta]),
+      );
+    }
     printTable(
       'Bounds',
       ['check', 'bound', 'result'],
@@ -219,11 +324,17 @@ async function soak(): Promise<void> {
         ['every FFmpeg child exited', '≤ 60 s after the last publisher', checks.ffmpegGone ? 'pass' : 'FAIL'],
         ['fds back to baseline', `≤ start + ${BOUNDS.fdSlack}`, `${checks.fdsBackToBaseline ? 'pass' : 'FAIL'} (${after2.fds - baseline.fds >= 0 ? '+' : ''}${after2.fds - baseline.fds})`],
         ['child processes back to baseline', `≤ start + ${BOUNDS.childSlack}`, `${checks.childrenBackToBaseline ? 'pass' : 'FAIL'} (${after2.children})`],
-        ['RSS growth, after round 1 → after round 2', `< ${BOUNDS.rssRoundGrowthMb} MB`, `${checks.rssNoGrowthRoundToRound ? 'pass' : 'FAIL'} (${(after2.rssMb - after1.rssMb).toFixed(1)} MB)`],
-        ['RSS, start → after round 2 (heap high-water mark; not a bound)', '-', `${(after2.rssMb - baseline.rssMb).toFixed(1)} MB`],
+        [`RSS growth, after round 1 → after round ${rounds}`, `< ${BOUNDS.rssRoundGrowthMb} MB`, `${checks.rssNoGrowthRoundToRound ? 'pass' : 'FAIL'} (${(after2.rssMb - after1.rssMb).toFixed(1)} MB)`],
+        ...(checks.heapNoGrowthRoundToRound === undefined
+          ? []
+          : [[`post-GC heapUsed growth, after round 1 → after round ${rounds}`, `< ${BOUNDS.heapRoundGrowthMb} MB`, `${checks.heapNoGrowthRoundToRound ? 'pass' : 'FAIL'} (${(heaps[heaps.length - 1]!.heapUsedMb - heaps[1]!.heapUsedMb).toFixed(1)} MB)`]]),
+        ...(checks.mallocInUseNoGrowthRoundToRound === undefined
+          ? []
+          : [[`malloc in-use growth, after round 1 → after round ${rounds}`, `< ${BOUNDS.mallocInUseRoundGrowthMb} MB`, `${checks.mallocInUseNoGrowthRoundToRound ? 'pass' : 'FAIL'} (${(mallocs[mallocs.length - 1]!.inUseMb - mallocs[1]!.inUseMb).toFixed(1)} MB)`]]),
+        [`RSS, start → after round ${rounds} (allocator high-water mark; not a bound)`, '-', `${(after2.rssMb - baseline.rssMb).toFixed(1)} MB`],
       ],
     );
-    results.soak = { minutes, publishers, sessions, abrupt, serverLog: events, start: baseline, afterRound1: after1, afterRound2: after2, max: { fds: max('fds'), children: max('children'), rssMb: max('rssMb'), live: max('ffmpeg') }, checks, samples };
+    results.soak = { minutes, publishers, rounds, quietS, serverEnv: envNote, sessions, abrupt, serverLog: events, start: baseline, afterRound1: after1, afterLastRound: after2, afterRounds: quiet, rssBreakdown: breakdowns, heap: heaps, malloc: mallocs, heapGrowth: growth, max: { fds: max('fds'), children: max('children'), rssMb: max('rssMb'), live: max('ffmpeg') }, checks, samples };
   });
 }
 
@@ -351,6 +462,9 @@ try {
       rows.map((r) => [String(r.setup), Number(r.publishers), `${Number(r.onTime)}/${Number(r.publishers)}`, Number(r.medianRatio), Number(r.serverRssMb), Number(r.serverMbPerSession), Number(r.ffmpegMbPerSession)]),
     );
   }
+  // Figures are upper bounds on a shared machine: the load at the end as well as at the start.
+  results.loadavgEnd = os.loadavg();
+  process.stdout.write(`\nload average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
   process.stdout.write(`\n${JSON.stringify({ bench: 'soak-publishers', ...results })}\n`);
   const soakResult = results.soak as { checks: Record<string, boolean> } | undefined;
   if (soakResult && Object.values(soakResult.checks).some((ok) => !ok)) process.exitCode = 1;

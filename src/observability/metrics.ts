@@ -52,6 +52,7 @@ export class Metrics implements LiveMetrics {
   readonly #httpDuration: Histogram<'method' | 'route' | 'status_class'>;
   readonly #playbackChecks: Counter<'result'>;
   readonly #playbackRefusals: Counter<'reason'>;
+  readonly #viewersRefused: Counter<'reason'>;
   readonly #webhookDeliveries: Counter<'result'>;
   #viewersOf: ((liveInputUid: string) => Promise<number>) | undefined;
   #whipCount: (() => number) | undefined;
@@ -201,6 +202,12 @@ export class Metrics implements LiveMetrics {
       labelNames: ['reason'],
       registers,
     });
+    this.#viewersRefused = new Counter({
+      name: 'tributary_viewers_refused_total',
+      help: 'New viewers refused (429 TOO_MANY_VIEWERS), by reason (max_viewers_per_stream).',
+      labelNames: ['reason'],
+      registers,
+    });
 
     const spool = (name: string, help: string, read: (s: SpoolMetricsSource) => number) =>
       new Gauge({
@@ -241,6 +248,7 @@ export class Metrics implements LiveMetrics {
     // Known label values start at 0, so a rate() over them works before the first event.
     for (const result of ['allowed', 'refused']) this.#playbackChecks.inc({ result }, 0);
     for (const result of ['delivered', 'retrying', 'failed', 'dropped']) this.#webhookDeliveries.inc({ result }, 0);
+    this.#viewersRefused.inc({ reason: 'max_viewers_per_stream' }, 0);
 
     // Node process metrics (CPU, memory, event loop lag, GC, handles), unprefixed as usual.
     collectDefaultMetrics({ register: this.registry });
@@ -313,6 +321,11 @@ export class Metrics implements LiveMetrics {
   playbackChecked(result: { ok: true } | { ok: false; code: string }): void {
     this.#playbackChecks.inc({ result: result.ok ? 'allowed' : 'refused' });
     if (!result.ok) this.#playbackRefusals.inc({ reason: result.code });
+  }
+
+  /** A new viewer was refused (the per-stream viewer limit). */
+  viewerRefused(reason: string): void {
+    this.#viewersRefused.inc({ reason });
   }
 
   // --- pushed by the HTTP listeners ---

@@ -12,6 +12,8 @@ interface StatusView {
   current: { state: string; statusEnteredAt: string; ingestProtocol?: string; health?: { renditions: string[]; width?: number; height?: number; videoCodec?: string } };
 }
 
+const refusedCount = (metrics: string) => Number(/^tributary_viewers_refused_total\{reason="max_viewers_per_stream"\} (\d+)$/m.exec(metrics)?.[1] ?? NaN);
+
 const asViewer = (ua: string) => ({ headers: { 'user-agent': ua } });
 
 // Two nodes on one Redis: A ingests and serves, B relays from A. A limit of two viewers per
@@ -98,6 +100,17 @@ describe('viewers per stream across nodes, and live status on a non-owner node',
       Array.from({ length: 40 }, (_, i) => fetch(i % 2 ? masterA : mediaB, asViewer(`bot-${i}-${randomBytes(4).toString('hex')}`)).then(async (r) => (await r.arrayBuffer(), r.status))),
     );
     expect(new Set(flood)).toEqual(new Set([429]));
+    // Each refusal is counted once, on the node that refused it (4 + 1 + 40), and logged in a
+    // summary line (at most one a minute per node) that names neither the viewer nor its client.
+    const refused = await Promise.all([a, b].map(async (s) => refusedCount(await (await fetch(`${s.httpUrl}/metrics`)).text())));
+    expect(refused[0]! + refused[1]!).toBe(45);
+    const lines = [a, b].map((s) => s.logs.filter((l) => l.msg === 'viewers refused: live stream at its viewer limit'));
+    expect(lines.every((l) => l.length <= 1)).toBe(true);
+    expect(lines.flat().length).toBeGreaterThanOrEqual(1);
+    for (const l of lines.flat()) {
+      expect(l).toMatchObject({ code: 'TOO_MANY_VIEWERS', liveInput: input.uid, maxViewersPerStream: 2 });
+      expect(JSON.stringify(l)).not.toMatch(/viewer-3|bot-/);
+    }
 
     // Admitted viewers keep everything: blocking reloads, parts, a fresh plain playlist, a whole probe.
     await Promise.all([v1.moreParts(8), v2.moreParts(8)]);
