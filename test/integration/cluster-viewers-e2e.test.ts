@@ -100,10 +100,11 @@ describe('viewers per stream across nodes, and live status on a non-owner node',
       Array.from({ length: 40 }, (_, i) => fetch(i % 2 ? masterA : mediaB, asViewer(`bot-${i}-${randomBytes(4).toString('hex')}`)).then(async (r) => (await r.arrayBuffer(), r.status))),
     );
     expect(new Set(flood)).toEqual(new Set([429]));
-    // Each refusal is counted once, on the node that refused it (4 + 1 + 40), and logged in a
+    // Each refusal is counted once, on the node that refused it (4 playlists + 1 WHEP + 1 forged +
+    // 40 bots), and logged in a
     // summary line (at most one a minute per node) that names neither the viewer nor its client.
     const refused = await Promise.all([a, b].map(async (s) => refusedCount(await (await fetch(`${s.httpUrl}/metrics`)).text())));
-    expect(refused[0]! + refused[1]!).toBe(45);
+    expect(refused[0]! + refused[1]!).toBe(46);
     const lines = [a, b].map((s) => s.logs.filter((l) => l.msg === 'viewers refused: live stream at its viewer limit'));
     expect(lines.every((l) => l.length <= 1)).toBe(true);
     expect(lines.flat().length).toBeGreaterThanOrEqual(1);
