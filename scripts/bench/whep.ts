@@ -158,3 +158,5 @@ async function main(): Promise<void> {
 }
 
 await main();
+// Closed werift peers can keep handles open (UDP sockets, timers): the figures are printed, leave.
+process.exit(0);
