@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { startServer, type TestServer } from '../../test/helpers/server.ts';
 
 /** Shared pieces of the benchmarks: processes, CPU sampling, tables. */
 
@@ -105,4 +106,15 @@ export function printTable(title: string, header: string[], rows: Array<Array<st
   const line = (r: Array<string | number>) => `| ${r.map((c, i) => String(c).padEnd(widths[i]!)).join(' | ')} |`;
   process.stdout.write(`\n${title}\n${line(cells[0]!)}\n|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|\n`);
   for (const r of cells.slice(1)) process.stdout.write(`${line(r)}\n`);
+}
+
+/** Runs `fn` against a fresh Tributary server with `env`, stopped and removed afterwards. */
+export async function withServer<T>(env: Record<string, string>, fn: (s: TestServer) => Promise<T>): Promise<T> {
+  const server = await startServer({ env, startTimeoutMs: 60_000 });
+  try {
+    return await fn(server);
+  } finally {
+    await server.stop();
+    await server.cleanup();
+  }
 }

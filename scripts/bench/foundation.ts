@@ -11,9 +11,9 @@ import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { startServer, createLiveInput, type TestServer } from '../../test/helpers/server.ts';
+import { createLiveInput } from '../../test/helpers/server.ts';
 import { parseMaster } from '../../test/helpers/probe.ts';
-import { cpuPercent, descendants, freePort, makeClip, median, printTable, publishClip, run, sleep } from './bench-lib.ts';
+import { cpuPercent, descendants, freePort, makeClip, median, printTable, publishClip, run, sleep, withServer } from './bench-lib.ts';
 
 const { values } = parseArgs({
   options: {
@@ -63,16 +63,6 @@ function segmentsOf(text: string): Map<string, number> {
     if (m) out.set(lines[i + 1]!.trim(), Number(m[1]));
   }
   return out;
-}
-
-async function withServer<T>(env: Record<string, string>, fn: (s: TestServer) => Promise<T>): Promise<T> {
-  const server = await startServer({ env, startTimeoutMs: 60_000 });
-  try {
-    return await fn(server);
-  } finally {
-    await server.stop();
-    await server.cleanup();
-  }
 }
 
 /** FFmpeg alone: an RTMP listener writing HLS to disk — the reference for every figure. */

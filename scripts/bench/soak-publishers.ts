@@ -31,12 +31,12 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { startServer, createLiveInput, type TestServer } from '../../test/helpers/server.ts';
+import { createLiveInput } from '../../test/helpers/server.ts';
 import { parseMaster } from '../../test/helpers/probe.ts';
 import { rssBreakdown, type RssBreakdown } from './rss-breakdown.ts';
 import { mallocInfo, type MallocFigures } from './malloc-info.ts';
 import { InspectorHeap, snapshotGrowth, type HeapClass, type HeapFigures } from './inspector-heap.ts';
-import { descendants, freePort, makeClip, median, printTable, publishClip, run, sleep } from './bench-lib.ts';
+import { descendants, freePort, makeClip, median, printTable, publishClip, run, sleep, withServer } from './bench-lib.ts';
 
 const { values } = parseArgs({
   allowNegative: true,
@@ -144,16 +144,6 @@ async function until<T>(fn: () => Promise<T | undefined> | T | undefined, timeou
     await sleep(stepMs);
   }
   return undefined;
-}
-
-async function withServer<T>(env: Record<string, string>, fn: (s: TestServer) => Promise<T>): Promise<T> {
-  const server = await startServer({ env, startTimeoutMs: 60_000 });
-  try {
-    return await fn(server);
-  } finally {
-    await server.stop();
-    await server.cleanup();
-  }
 }
 
 const COPY_ONLY = { TRIBUTARY_TRANSCODE_MAX_RENDITIONS: '1', TRIBUTARY_LIMITS_AUTH_FAILURES_MAX: '0' };
