@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { startServer, type TestServer } from '../../test/helpers/server.ts';
+import { createLiveInput, startServer, type TestServer } from '../../test/helpers/server.ts';
+import { parseMaster } from '../../test/helpers/probe.ts';
 
 /** Shared pieces of the benchmarks: processes, CPU sampling, tables. */
 
@@ -117,4 +118,45 @@ export async function withServer<T>(env: Record<string, string>, fn: (s: TestSer
     await server.stop();
     await server.cleanup();
   }
+}
+
+/** GET as text; a failed connection is status 0 (the benches poll servers that may not be up yet). */
+export async function fetchText(url: string): Promise<{ status: number; text: string }> {
+  try {
+    const res = await fetch(url);
+    return { status: res.status, text: await res.text() };
+  } catch {
+    return { status: 0, text: '' };
+  }
+}
+
+/** Polls `fn` every `stepMs` until it returns something; undefined when `timeoutMs` passes first. */
+export async function pollUntil<T>(fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, stepMs: number): Promise<T | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    await sleep(stepMs);
+  }
+  return undefined;
+}
+
+/**
+ * Creates `n` live inputs, publishes `clip` to each, and resolves with the publishers and the first
+ * rendition's media playlist URL of every stream that came up within 60 s.
+ */
+export async function publishClips(server: TestServer, clip: string, n: number, stepMs: number): Promise<{ pubs: Array<ReturnType<typeof publishClip>>; live: string[] }> {
+  const inputs = await Promise.all(Array.from({ length: n }, () => createLiveInput(server)));
+  const pubs = inputs.map((i) => publishClip(clip, `${server.rtmpBase}/${i.streamKey}`));
+  const urls = await Promise.all(
+    inputs.map(async (i) => {
+      const master = `${server.httpUrl}/${i.uid}/manifest/video.m3u8`;
+      const text = await pollUntil(async () => {
+        const r = await fetchText(master);
+        return r.status === 200 ? r.text : undefined;
+      }, 60_000, stepMs);
+      return text ? new URL(parseMaster(text)[0]!.uri, master).toString() : undefined;
+    }),
+  );
+  return { pubs, live: urls.filter((u): u is string => u !== undefined) };
 }

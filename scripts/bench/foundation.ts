@@ -12,8 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLiveInput } from '../../test/helpers/server.ts';
-import { parseMaster } from '../../test/helpers/probe.ts';
-import { cpuPercent, descendants, freePort, makeClip, median, printTable, publishClip, run, sleep, withServer } from './bench-lib.ts';
+import { cpuPercent, descendants, fetchText, freePort, makeClip, median, pollUntil, printTable, publishClip, publishClips, run, sleep, withServer } from './bench-lib.ts';
 
 const { values } = parseArgs({
   options: {
@@ -34,25 +33,6 @@ const COPY_ONLY = { TRIBUTARY_TRANSCODE_MAX_RENDITIONS: '1' };
 const COPY_360 = {
   TRIBUTARY_TRANSCODE_LADDER: JSON.stringify([{ name: '360p', height: 360, videoBitrateKbps: 700, audioBitrateKbps: 96 }]),
 };
-
-async function fetchText(url: string): Promise<{ status: number; text: string }> {
-  try {
-    const res = await fetch(url);
-    return { status: res.status, text: await res.text() };
-  } catch {
-    return { status: 0, text: '' };
-  }
-}
-
-async function until<T>(fn: () => Promise<T | undefined>, timeoutMs: number, stepMs = 20): Promise<T | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    await sleep(stepMs);
-  }
-  return undefined;
-}
 
 /** Segment URI → duration, for every segment listed in a media playlist. */
 function segmentsOf(text: string): Map<string, number> {
@@ -89,7 +69,7 @@ async function timeToFirstPlaylist(): Promise<void> {
         const t0 = Date.now();
         const pub = publishClip(clip, `${server.rtmpBase}/${input.streamKey}`);
         const url = `${server.httpUrl}/${input.uid}/manifest/video.m3u8`;
-        const ok = await until(async () => ((await fetchText(url)).status === 200 ? true : undefined), 30_000);
+        const ok = await pollUntil(async () => ((await fetchText(url)).status === 200 ? true : undefined), 30_000, 20);
         if (ok) times.push((Date.now() - t0) / 1000);
         pub.child.kill('SIGKILL');
         await pub.exited;
@@ -109,9 +89,10 @@ async function timeToFirstPlaylist(): Promise<void> {
       const t0 = Date.now();
       const pub = publishClip(clip, `rtmp://127.0.0.1:${port}/live/x`);
       const playlist = path.join(dir, 'v0.m3u8');
-      const ok = await until(
+      const ok = await pollUntil(
         async () => (existsSync(playlist) && readFileSync(playlist, 'utf8').includes('#EXTINF') ? true : undefined),
         30_000,
+        20,
       );
       if (ok) times.push((Date.now() - t0) / 1000);
       pub.child.kill('SIGKILL');
@@ -139,7 +120,7 @@ async function cpuPerStream(): Promise<void> {
     await withServer(env, async (server) => {
       const input = await createLiveInput(server);
       const pub = publishClip(clip, `${server.rtmpBase}/${input.streamKey}`);
-      await until(async () => ((await fetchText(`${server.httpUrl}/${input.uid}/manifest/video.m3u8`)).status === 200 ? true : undefined), 30_000);
+      await pollUntil(async () => ((await fetchText(`${server.httpUrl}/${input.uid}/manifest/video.m3u8`)).status === 200 ? true : undefined), 30_000, 20);
       await sleep(2000);
       const pid = server.process.pid!;
       const [serverCpu, ffmpegCpu] = await Promise.all([
@@ -210,19 +191,7 @@ async function concurrentPublishers(): Promise<void> {
   const out: Record<string, unknown> = {};
   for (const n of counts) {
     await withServer(COPY_ONLY, async (server) => {
-      const inputs = await Promise.all(Array.from({ length: n }, () => createLiveInput(server)));
-      const pubs = inputs.map((i) => publishClip(clip, `${server.rtmpBase}/${i.streamKey}`));
-      const mediaUrls = await Promise.all(
-        inputs.map(async (i) => {
-          const master = `${server.httpUrl}/${i.uid}/manifest/video.m3u8`;
-          const text = await until(async () => {
-            const r = await fetchText(master);
-            return r.status === 200 ? r.text : undefined;
-          }, 60_000, 200);
-          return text ? new URL(parseMaster(text)[0]!.uri, master).toString() : undefined;
-        }),
-      );
-      const live = mediaUrls.filter((u): u is string => u !== undefined);
+      const { pubs, live } = await publishClips(server, clip, n, 200);
       const pid = server.process.pid!;
       const cpu = Promise.all([cpuPercent(() => [pid], windowS * 1000), cpuPercent(() => descendants(pid, 'ffmpeg'), windowS * 1000)]);
       const a = await watchPlaylists(live.map((u) => async () => (await fetchText(u)).text), cpu);
@@ -242,7 +211,7 @@ async function concurrentPublishers(): Promise<void> {
     );
     await sleep(500);
     const pubs = refs.map((r) => publishClip(clip, `rtmp://127.0.0.1:${r.port}/live/x`));
-    await until(async () => (refs.every((r) => existsSync(path.join(r.dir, 'v0.m3u8'))) ? true : undefined), 60_000, 200);
+    await pollUntil(async () => (refs.every((r) => existsSync(path.join(r.dir, 'v0.m3u8'))) ? true : undefined), 60_000, 200);
     const cpu = Promise.all([Promise.resolve(0), cpuPercent(() => refs.map((r) => r.ref.child.pid!), windowS * 1000)]);
     const a = await watchPlaylists(
       refs.map((r) => async () => {

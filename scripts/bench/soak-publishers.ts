@@ -32,11 +32,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLiveInput } from '../../test/helpers/server.ts';
-import { parseMaster } from '../../test/helpers/probe.ts';
 import { rssBreakdown, type RssBreakdown } from './rss-breakdown.ts';
 import { mallocInfo, type MallocFigures } from './malloc-info.ts';
 import { InspectorHeap, snapshotGrowth, type HeapClass, type HeapFigures } from './inspector-heap.ts';
-import { descendants, freePort, makeClip, median, printTable, publishClip, run, sleep, withServer } from './bench-lib.ts';
+import { descendants, fetchText, freePort, makeClip, median, pollUntil, printTable, publishClip, publishClips, run, sleep, withServer } from './bench-lib.ts';
 
 const { values } = parseArgs({
   allowNegative: true,
@@ -127,25 +126,6 @@ function sampleOf(pid: number, t0: number, publishing: number): Sample {
   };
 }
 
-async function fetchText(url: string): Promise<{ status: number; text: string }> {
-  try {
-    const res = await fetch(url);
-    return { status: res.status, text: await res.text() };
-  } catch {
-    return { status: 0, text: '' };
-  }
-}
-
-async function until<T>(fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, stepMs = 200): Promise<T | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    await sleep(stepMs);
-  }
-  return undefined;
-}
-
 const COPY_ONLY = { TRIBUTARY_TRANSCODE_MAX_RENDITIONS: '1', TRIBUTARY_LIMITS_AUTH_FAILURES_MAX: '0' };
 
 // ---------------------------------------------------------------------------------------------
@@ -231,7 +211,7 @@ async function soak(): Promise<void> {
     for (let round = 0; round < rounds; round++) {
       const deadline = Date.now() + (minutes * 60_000) / rounds;
       await Promise.all(inputs.map((i) => slot(i.streamKey, deadline)));
-      settled = (await until(() => (descendants(pid, 'ffmpeg').length === 0 ? true : undefined), 60_000)) === true && settled;
+      settled = (await pollUntil(() => (descendants(pid, 'ffmpeg').length === 0 ? true : undefined), 60_000, 200)) === true && settled;
       process.stdout.write(`  round ${round + 1} over; waiting ${quietS} s for ended sessions to be forgotten\n`);
       await sleep(quietS * 1000);
       quiet.push(sampleOf(pid, t0, 0));
@@ -394,19 +374,7 @@ async function capacity(label: string, env: Record<string, string>, clip: string
     await sleep(2000);
     const idleRss = rssMb(pid);
     for (const n of counts) {
-      const inputs = await Promise.all(Array.from({ length: n }, () => createLiveInput(server)));
-      const pubs = inputs.map((i) => publishClip(clip, `${server.rtmpBase}/${i.streamKey}`));
-      const urls = await Promise.all(
-        inputs.map(async (i) => {
-          const master = `${server.httpUrl}/${i.uid}/manifest/video.m3u8`;
-          const text = await until(async () => {
-            const r = await fetchText(master);
-            return r.status === 200 ? r.text : undefined;
-          }, 60_000);
-          return text ? new URL(parseMaster(text)[0]!.uri, master).toString() : undefined;
-        }),
-      );
-      const live = urls.filter((u): u is string => u !== undefined);
+      const { pubs, live } = await publishClips(server, clip, n, 200);
       const a = await onTime(live);
       const serverRss = rssMb(pid);
       const ffmpegPids = descendants(pid, 'ffmpeg');
@@ -424,7 +392,7 @@ async function capacity(label: string, env: Record<string, string>, clip: string
       process.stdout.write(`  ${label} ${n}: ${a.ok}/${n} on time\n`);
       for (const p of pubs) p.child.kill('SIGKILL');
       await Promise.all(pubs.map((p) => p.exited));
-      await until(() => (descendants(pid, 'ffmpeg').length === 0 ? true : undefined), 60_000);
+      await pollUntil(() => (descendants(pid, 'ffmpeg').length === 0 ? true : undefined), 60_000, 200);
     }
   });
   return out;
