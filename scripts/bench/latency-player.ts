@@ -13,12 +13,14 @@ import { sleep } from './bench-lib.ts';
 
 const require = createRequire(import.meta.url);
 const HLS_JS = readFileSync(require.resolve('hls.js/dist/hls.min.js'));
+const KEEPER_JS = readFileSync(new URL('../../src/origin/embed/latency-keeper.js', import.meta.url));
 
 const PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><title>latency</title></head>
 <body>
 <video id="v" muted autoplay playsinline style="width:640px"></video>
 <script src="/hls.min.js"></script>
+<script src="/latency-keeper.js"></script>
 <script>
   const BITS = ${BITS}, BLOCK = ${BLOCK}, SW = ${SOURCE_W}, SH = ${SOURCE_H};
   const video = document.getElementById('v');
@@ -57,19 +59,11 @@ const PAGE = `<!doctype html>
     }
     video.requestVideoFrameCallback(onFrame);
   }
-  // The embed player's one-shot start-up skip (src/origin/embed/embed-player.js, syncStart).
-  let startSynced = false;
-  function syncStart(hls) {
-    if (startSynced || video.paused || !(hls.latency > 0) || !hls.targetLatency) return;
-    startSynced = true;
-    const excess = hls.latency - (hls.targetLatency || 0);
-    if (!(excess > 0.1) || !video.buffered.length) return;
-    const to = Math.min(video.currentTime + excess, video.buffered.end(video.buffered.length - 1) - 0.3);
-    if (to > video.currentTime + 0.05) { r.startSkip = +(to - video.currentTime).toFixed(3); video.currentTime = to; }
-  }
+  // The embed player's config and latency keeper (src/origin/embed/latency-keeper.js, the same file).
   window.start = (src, extra, opts) => {
-    const hls = window.hls = new Hls({ lowLatencyMode: true, ...(extra || {}) });
-    if (opts && opts.syncStart) video.addEventListener('timeupdate', () => syncStart(hls));
+    const embed = !!(opts && opts.keeper);
+    const hls = window.hls = new Hls(embed ? { ...TributaryLatencyKeeper.hlsConfig, ...(extra || {}) } : { lowLatencyMode: true, ...(extra || {}) });
+    if (embed) window.keeper = TributaryLatencyKeeper.keep(hls, video);
     hls.on(Hls.Events.MANIFEST_PARSED, (_e, d) => { r.levels = d.levels.map((l) => l.height); });
     hls.on(Hls.Events.LEVEL_SWITCHED, (_e, d) => { r.level = d.level; });
     hls.on(Hls.Events.MANIFEST_LOADED, () => ev('manifest'));
@@ -119,7 +113,7 @@ const PAGE = `<!doctype html>
     if (res.status !== 201) { r.fatal = 'WHEP ' + res.status; return; }
     await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
   };
-  window.snapshot = () => { r.targetLatency = window.hls ? window.hls.targetLatency : null; r.hlsLatency = window.hls ? window.hls.latency : null; return r; };
+  window.snapshot = () => { r.startSkip = window.keeper ? window.keeper.skips() : null; r.targetLatency = window.hls ? window.hls.targetLatency : null; r.hlsLatency = window.hls ? window.hls.latency : null; return r; };
 </script></body></html>`;
 
 export interface PlayerResult {
@@ -145,13 +139,14 @@ export interface PlayerResult {
   ticks: Array<[number, number, number, number, number]>;
   /** 'waiting' events of the video element while reading. */
   waiting: number;
-  /** Seconds skipped by the start-up sync (embed setup), null when none. */
+  /** Seeks the latency keeper made (embed setup; the start-up skip included), null without it. */
   startSkip: number | null;
 }
 
 export async function startLatencyPageServer(): Promise<{ url: string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     if (req.url?.startsWith('/hls.min.js')) res.writeHead(200, { 'content-type': 'text/javascript' }).end(HLS_JS);
+    else if (req.url?.startsWith('/latency-keeper.js')) res.writeHead(200, { 'content-type': 'text/javascript' }).end(KEEPER_JS);
     else if (req.url?.startsWith('/latency')) res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE);
     else res.writeHead(404).end();
   });
@@ -173,10 +168,10 @@ export class LatencyPlayer {
   }
 
   /**
-   * hls.loadSource(src) with `{ lowLatencyMode: true, ...extraConfig }`; `syncStart`: the embed
-   * player's one-shot skip of the start-up delay when playback starts.
+   * hls.loadSource(src) with `{ lowLatencyMode: true, ...extraConfig }`; `keeper`: as the embed
+   * player plays, its hls.js config plus its latency keeper (src/origin/embed/latency-keeper.js).
    */
-  async start(src: string, extraConfig: Record<string, unknown> = {}, opts: { syncStart?: boolean } = {}): Promise<void> {
+  async start(src: string, extraConfig: Record<string, unknown> = {}, opts: { keeper?: boolean } = {}): Promise<void> {
     await this.page.evaluate(([s, x, o]) => (globalThis as unknown as { start(s: string, x: unknown, o: unknown): void }).start(s, x, o),
       [src, extraConfig, opts] as const);
   }
@@ -190,6 +185,16 @@ export class LatencyPlayer {
     await this.page.evaluate((v) => {
       (globalThis as unknown as { result: PlayerResult }).result.reading = v;
     }, on);
+  }
+
+  /** Starts the steady-state window: forgets the part timings, ticks and waiting events so far. */
+  async resetSteadyState(): Promise<void> {
+    await this.page.evaluate(() => {
+      const r = (globalThis as unknown as { result: PlayerResult }).result;
+      r.parts = [];
+      r.ticks = [];
+      r.waiting = 0;
+    });
   }
 
   async result(): Promise<PlayerResult> {

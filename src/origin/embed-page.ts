@@ -36,10 +36,12 @@ export function loadEmbedAssets(): EmbedAssets {
   const dir = path.join(import.meta.dirname, 'embed');
   const hlsJs = asset(readFileSync(require.resolve('hls.js/dist/hls.min.js')), 'text/javascript; charset=utf-8');
   const script = asset(readFileSync(path.join(dir, 'embed-player.js')), 'text/javascript; charset=utf-8');
+  const keeper = asset(readFileSync(path.join(dir, 'latency-keeper.js')), 'text/javascript; charset=utf-8');
   const style = asset(readFileSync(path.join(dir, 'embed-player.css')), 'text/css; charset=utf-8');
   const files = new Map([
     ['hls.min.js', hlsJs],
     ['embed-player.js', script],
+    ['latency-keeper.js', keeper],
     ['embed-player.css', style],
   ]);
   // `../assets/` from `/{id}/iframe` is `/assets/`, and stays right behind a path prefix.
@@ -57,6 +59,7 @@ export function loadEmbedAssets(): EmbedAssets {
 <div id="status" class="status" role="status" aria-live="polite">Loading…</div>
 </div>
 <script src="../assets/hls.min.js?v=${hlsJs.version}"></script>
+<script src="../assets/latency-keeper.js?v=${keeper.version}"></script>
 <script src="../assets/embed-player.js?v=${script.version}"></script>
 </body>
 </html>

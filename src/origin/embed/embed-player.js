@@ -17,6 +17,7 @@
   var protocol = new URLSearchParams(location.search).get('protocol') || 'hls';
   var WHEP_START_MS = 8000;
   var hls = null;
+  var keeper = null;
   var pc = null;
   var whepLocation = null;
   var whepFailed = false;
@@ -45,6 +46,10 @@
       whepLocation = null;
     }
     video.srcObject = null;
+    if (keeper) {
+      keeper.stop();
+      keeper = null;
+    }
     if (hls) {
       hls.destroy();
       hls = null;
@@ -169,11 +174,10 @@
     setState('loading', 'Starting…');
     document.body.setAttribute('data-protocol', 'hls');
     if (window.Hls && Hls.isSupported()) {
-      // No worker: fMP4 needs no transmuxing, and the page's CSP allows no blob: scripts.
-      // Catch up at up to 1.5x after a stall (hls.js only speeds up while more than 1 s is
-      // buffered, so this never pushes below ~1.2 s; the start-up skip below does the rest).
-      hls = new Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5, enableWorker: false, backBufferLength: 30 });
-      startSynced = false;
+      // Low-latency mode, no worker (fMP4 needs no transmuxing, and the page's CSP allows no blob:
+      // scripts); the latency keeper (latency-keeper.js) holds hls.js at PART-HOLD-BACK.
+      hls = new Hls(TributaryLatencyKeeper.hlsConfig);
+      keeper = TributaryLatencyKeeper.keep(hls, video);
       hls.on(Hls.Events.ERROR, function (_event, data) {
         if (!data.fatal) return;
         // The stream went away or the network failed: back to waiting for it.
@@ -196,22 +200,7 @@
   video.addEventListener('playing', function () {
     setState('playing', '');
   });
-  video.addEventListener('timeupdate', syncStart);
 
-  // hls.js picks its start PART-HOLD-BACK behind the live edge as of its first playlist, then
-  // spends 0.2–0.5 s fetching and decoding the first parts; at playback rate 1 that delay stays
-  // as extra latency for the whole session. Once, when playback starts (the first time update at
-  // which hls.js knows its latency), skip it, keeping 0.3 s buffered. Same as the `embed` setup of
-  // scripts/bench/latency.ts.
-  var startSynced = false;
-  function syncStart() {
-    if (startSynced || !hls || video.paused || !(hls.latency > 0) || !hls.targetLatency) return;
-    startSynced = true;
-    var excess = hls.latency - (hls.targetLatency || 0);
-    if (!(excess > 0.1) || !video.buffered.length) return;
-    var to = Math.min(video.currentTime + excess, video.buffered.end(video.buffered.length - 1) - 0.3);
-    if (to > video.currentTime + 0.05) video.currentTime = to;
-  }
   video.addEventListener('ended', function () {
     teardown();
     needGone = true;

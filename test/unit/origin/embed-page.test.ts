@@ -5,7 +5,7 @@ import { sameOrigin } from '../../../src/access/playback-guard.ts';
 describe('embed page', () => {
   it('names every asset by content hash, relative to /{id}/iframe', () => {
     const { files, page } = loadEmbedAssets();
-    expect([...files.keys()].sort()).toEqual(['embed-player.css', 'embed-player.js', 'hls.min.js']);
+    expect([...files.keys()].sort()).toEqual(['embed-player.css', 'embed-player.js', 'hls.min.js', 'latency-keeper.js']);
     for (const [name, file] of files) {
       expect(page).toContain(`../assets/${name}?v=${file.version}`);
       expect(file.body.length).toBeGreaterThan(100);
