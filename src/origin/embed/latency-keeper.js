@@ -11,7 +11,8 @@
 //   - then play at `rate` (1.1×, pitch preserved) while more than `band` behind the target and
 //     more than `minAhead` is buffered, else at 1×;
 //   - far behind (more than `jumpOver`, after a long stall), seek forward again.
-// It never seeks past `minAhead` short of the buffered end, so it cannot cause a stall by itself.
+// It never seeks past `minAhead` short of the buffered end, so it cannot cause a stall by itself,
+// and it leaves VOD and ended streams alone.
 (function () {
   'use strict';
 
@@ -35,6 +36,13 @@
       return 0;
     }
 
+    // Only a live playlist has a latency to keep (hls.js reports one for VOD and ended streams too).
+    function isLive() {
+      var d = hls.latestLevelDetails;
+      if (d === undefined && hls.levels && hls.currentLevel >= 0 && hls.levels[hls.currentLevel]) d = hls.levels[hls.currentLevel].details;
+      return !!(d && d.live);
+    }
+
     function setRate(r) {
       if (video.playbackRate !== r) video.playbackRate = r;
     }
@@ -46,6 +54,7 @@
 
     function tick() {
       if (video.paused || video.seeking || video.readyState < 3) return;
+      if (!isLive()) return setRate(1);
       var latency = hls.latency;
       var target = hls.targetLatency;
       if (!(latency > 0) || !(target > 0)) return;

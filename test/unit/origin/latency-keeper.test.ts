@@ -16,6 +16,7 @@ interface Keeper {
 class FakeHls {
   latency = 0;
   targetLatency: number | null = 0.63;
+  latestLevelDetails: { live: boolean } | null = { live: true };
 }
 
 class FakeVideo {
@@ -154,6 +155,30 @@ describe('latency keeper', () => {
     video.timeupdate();
     expect(k.skips()).toBe(0);
     expect(video.currentTime).toBe(10);
+  });
+
+  it('leaves VOD and ended streams alone (hls.js reports a latency for them too)', () => {
+    const k = keeper.keep(hls, video);
+    hls.latestLevelDetails = { live: false };
+    hls.latency = 5;
+    video.timeupdate();
+    expect(video.currentTime).toBe(10);
+    expect(k.skips()).toBe(0);
+    // Live, catching up; then the broadcast ends (EXT-X-ENDLIST): back to 1x, no seek.
+    hls.latestLevelDetails = { live: true };
+    hls.latency = 0.63;
+    video.timeupdate();
+    hls.latency = 0.9;
+    video.timeupdate();
+    expect(video.playbackRate).toBe(1.1);
+    hls.latestLevelDetails = { live: false };
+    hls.latency = 3;
+    video.timeupdate();
+    expect(video.playbackRate).toBe(1);
+    expect(video.currentTime).toBe(10);
+    hls.latestLevelDetails = null;
+    video.timeupdate();
+    expect(k.skips()).toBe(0);
   });
 
   it('stop() restores the playback rate and stops reacting', () => {
