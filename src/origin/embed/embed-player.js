@@ -1,4 +1,4 @@
-/* global document, location, window, fetch, setTimeout, clearTimeout, URL, URLSearchParams, Hls, RTCPeerConnection, MediaStream */
+/* global document, location, window, fetch, setTimeout, clearTimeout, URL, URLSearchParams, Hls, TributaryLatencyKeeper, RTCPeerConnection, MediaStream */
 // Tributary embed player (served at /assets/embed-player.js, loaded by /{id}/iframe).
 // Plays manifest/video.m3u8 relative to the page, so a token standing in for the id covers
 // every request. While the master playlist 404s the stream is not live yet: show that and poll;

@@ -1,3 +1,4 @@
+/* global window */
 // Tributary's latency keeper for hls.js (a browser script, no build step): the embed player uses
 // it, and scripts/bench/latency.ts loads this same file for its `embed` setup.
 //
