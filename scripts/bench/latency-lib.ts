@@ -10,7 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort, run, sleep } from './bench-lib.ts';
 
-export const FPS = 30;
+/** Frame rate of the painted clip: 30, or `LATENCY_FPS` (e.g. 24, where 0.21 s part targets give 0.208 s parts). */
+export const FPS = Number(process.env.LATENCY_FPS ?? 30);
+if (!(Number.isInteger(FPS) && FPS >= 10 && FPS <= 60)) throw new Error(`LATENCY_FPS must be a whole number of frames per second, 10–60 (got ${process.env.LATENCY_FPS})`);
 /** Bits of the frame number painted as blocks; block i (i = 0 … BITS-1) is bit i, LSB first. */
 export const BITS = 16;
 /** Block edge in pixels on the 1280x720 source. */
@@ -28,7 +30,7 @@ export function paintFilter(): string {
 }
 
 /**
- * Encodes (once, cached under the OS temp dir) a 1280x720 30 fps H.264/AAC FLV clip with painted
+ * Encodes (once, cached under the OS temp dir) a 1280x720 H.264/AAC FLV clip (FPS frames per second) with painted
  * frame numbers. Pre-encoding keeps the publisher's x264 off the 2-core machine during the
  * measurement; the publisher then only paces and copies (`-re -c copy`).
  */
@@ -36,7 +38,7 @@ export async function paintedClip(opts: { seconds: number; gopSeconds: number; v
   const dir = path.join(os.tmpdir(), 'trib-latency-clips');
   mkdirSync(dir, { recursive: true });
   const kbps = opts.videoKbps ?? 2500;
-  const file = path.join(dir, `painted-720p30-${opts.seconds}s-gop${opts.gopSeconds}-${kbps}k-v1.flv`);
+  const file = path.join(dir, `painted-720p${FPS}-${opts.seconds}s-gop${opts.gopSeconds}-${kbps}k-v1.flv`);
   if (existsSync(file)) return file;
   const tmp = `${file}.${process.pid}.tmp`;
   const gop = String(Math.round(opts.gopSeconds * FPS));
