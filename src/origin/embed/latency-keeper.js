@@ -64,8 +64,8 @@
       if (!started) {
         // The first time update after playback runs: hls.js now knows how late it started.
         started = true;
-        if (excess > band && ahead - excess >= minAhead) return skip(excess);
-        if (excess > band && ahead - minAhead > 0.05) return skip(ahead - minAhead);
+        var by = Math.min(excess, ahead - minAhead);
+        if (excess > band && by > 0.05) return skip(by);
       } else if (excess > jumpOver && ahead - excess >= minAhead) {
         return skip(excess);
       }
